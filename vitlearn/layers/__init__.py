@@ -5,8 +5,15 @@ from .drop_path import DropPath, drop_path
 from .helpers import to_2tuple
 from .mlp import Mlp
 from .patch_embed import PatchEmbed
+from .pos_embed import sincos_2d_position_embedding
+from .window import (
+    PatchMerging, RelativePositionBias, WindowAttention, cyclic_shift, relative_position_index,
+    reverse_cyclic_shift, shifted_window_mask, window_partition, window_reverse,
+)
 
 __all__ = [
     "Attention", "AttentionModule", "attend", "check_divisible", "check_image", "DropPath",
-    "drop_path", "to_2tuple", "Mlp", "PatchEmbed",
+    "drop_path", "to_2tuple", "Mlp", "PatchEmbed", "sincos_2d_position_embedding", "PatchMerging", "RelativePositionBias", "WindowAttention",
+    "cyclic_shift", "relative_position_index", "reverse_cyclic_shift", "shifted_window_mask", "window_partition",
+    "window_reverse",
 ]

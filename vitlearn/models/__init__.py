@@ -1,5 +1,6 @@
 """Model families; importing this module registers every variant."""
-from . import vit  # noqa: F401
+from . import swin, vit  # noqa: F401
+from .swin import SwinTransformer
 from .vit import VisionTransformer
 
-__all__ = ["VisionTransformer"]
+__all__ = ["SwinTransformer", "VisionTransformer"]
