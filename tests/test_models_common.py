@@ -9,11 +9,21 @@ SMALL = {
     "swin": ("swin_tiny_patch4_window7_224", dict(img_size=32, patch_size=2, embed_dim=16, depths=(2, 2),
                                                    num_heads=(1, 2), window_size=4, num_classes=5)),
     "vit": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)),
+    # patch_size 4 is the conv stem's stride; a shifted block in stage 1 (8x8 map, window 4)
+    "vit_lsla": ("vit_lsla_tiny", dict(img_size=32, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4,
+                                       num_classes=5)),
 }
 
 
 def family(name: str) -> str:
-    return name.split("_")[0]
+    # the module that registered the variant, so "vit_lsla_tiny" is not counted as a "vit"
+    return vitlearn.registry.model_family(name)
+
+
+def test_family_is_the_registering_module():
+    assert family("vit_base_patch16_224") == "vit"
+    assert family("swin_tiny_patch4_window7_224") == "swin"
+    assert family("vit_lsla_tiny") == "vit_lsla"
 
 
 def test_every_family_has_a_small_config():

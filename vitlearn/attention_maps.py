@@ -17,6 +17,8 @@ def record_attention(model: nn.Module, detach: bool = True) -> Iterator[dict[str
     Yields a dict, filled as the model runs, from the module's qualified name (e.g.
     ``"blocks.3.attn"``) to its weights from the latest forward pass, shaped
     (batch, heads, queries, keys); windowed attention gives (batch · windows, heads, M², M²).
+    Where a module changes the weights after the softmax (ViT-LSLA's outer position bias), the
+    recorded weights are the final ones, those that multiply the values.
     While recording, modules take the explicit softmax path, so the maps are those of
     the very computation that produced the output (the fused kernel never materialises them).
 

@@ -12,9 +12,14 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# Square crops (top, left, side) that keep the subject whole; other images are centre-cropped.
+_SQUARE_CROPS = {"chelsea": (0, 40, 300)}  # both of the cat's ears stay in the picture
+
+
 def sample_image(name: str = "chelsea", size: int | None = 224) -> torch.Tensor:
     """A photograph bundled with scikit-image (``skimage.data.<name>``), as a float tensor (3, H, W)
-    in [0, 1]; with ``size``, centre-cropped to a square and resized to (3, size, size)."""
+    in [0, 1]; with ``size``, cropped to a square (centred, or chosen to keep the subject, e.g.
+    both of Chelsea's ears) and resized to (3, size, size)."""
     from skimage import data as skdata
 
     if not hasattr(skdata, name):
@@ -27,7 +32,7 @@ def sample_image(name: str = "chelsea", size: int | None = 224) -> torch.Tensor:
         return img
     h, w = img.shape[-2:]
     s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
+    top, left, s = _SQUARE_CROPS.get(name, ((h - s) // 2, (w - s) // 2, s))
     img = img[:, top:top + s, left:left + s]
     return F.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
 

@@ -37,6 +37,14 @@ def list_models(pattern: str | None = None) -> list[str]:
     return names
 
 
+def model_family(name: str) -> str:
+    """The family of a registered variant: the name of the module that registered its builder
+    (``"vit"`` for ``vit_base_patch16_224``, ``"vit_lsla"`` for ``vit_lsla_tiny``)."""
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; see vitlearn.list_models()")
+    return _MODELS[name].__module__.rsplit(".", 1)[-1]
+
+
 def create_model(name: str, **kwargs) -> nn.Module:
     """Builds the registered variant ``name``; ``kwargs`` override its configuration."""
     if name not in _MODELS:

@@ -65,3 +65,49 @@ def attention_explorer(img: torch.Tensor, maps: dict[str, torch.Tensor], grid: t
         query_col=widgets.IntSlider(gw // 2, 0, gw - 1, description="query col"),
         use_class_token=widgets.Checkbox(False, description="class token as query"),
     )
+
+
+def visible_keys(H: int, W: int, window: int, shift: int, row: int, col: int) -> torch.Tensor:
+    """Which tokens of an H×W map the token at (row, col) may attend to under (shifted) window
+    attention: a (H, W) bool map in image coordinates, computed with the library's own roll,
+    partition and mask."""
+    from .layers.window import reverse_cyclic_shift, shifted_window_mask, window_reverse
+
+    n_win = (H // window) * (W // window)
+    r, c = (row - shift) % H, (col - shift) % W                       # where the query lands after the roll
+    w, t = (r // window) * (W // window) + c // window, (r % window) * window + c % window
+    allowed = torch.zeros(n_win, window * window, 1)
+    mask = shifted_window_mask(H, W, window, shift) if shift else torch.zeros(n_win, window**2, window**2)
+    allowed[w, :, 0] = (mask[w, t] == 0).float()
+    on_rolled = window_reverse(allowed, window, H, W)                 # (1, H, W, 1)
+    return reverse_cyclic_shift(on_rolled, shift)[0, :, :, 0] > 0
+
+
+def plot_visible_keys(ax, H: int, W: int, window: int, shift: int, row: int, col: int) -> None:
+    """Draws :func:`visible_keys` with the window grid of the unshifted partition."""
+    vis = visible_keys(H, W, window, shift, row, col)
+    ax.imshow(vis.float().numpy(), cmap="Blues", vmin=0, vmax=1.4)
+    ax.plot(col, row, "r*", ms=9)
+    for k in range(window, max(H, W), window):
+        ax.axhline(k - 0.5, color="gray", lw=0.8)
+        ax.axvline(k - 0.5, color="gray", lw=0.8)
+    ax.set_xticks([]); ax.set_yticks([])
+    ax.set_title(f"query ({row}, {col}), shift {shift}: {int(vis.sum())} keys", fontsize=9)
+
+
+def window_explorer(H: int = 14, W: int = 14, window: int = 7):
+    """ipywidgets explorer of :func:`visible_keys`: choose the query and the shift. Needs a live kernel."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    def show(row, col, shift):
+        fig, ax = plt.subplots(figsize=(4, 4))
+        plot_visible_keys(ax, H, W, window, shift, row, col)
+        plt.show()
+
+    return widgets.interactive(
+        show,
+        row=widgets.IntSlider(H // 2, 0, H - 1, description="query row"),
+        col=widgets.IntSlider(W // 2, 0, W - 1, description="query col"),
+        shift=widgets.IntSlider(window // 2, 0, window - 1, description="shift"),
+    )

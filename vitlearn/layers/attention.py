@@ -35,25 +35,36 @@ def attend(
     bias: torch.Tensor | None = None,
     dropout_p: float = 0.0,
     module: AttentionModule | None = None,
+    post_softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """softmax(scale · q kᵀ + bias) v, over the last two axes.
+    """post(softmax(scale · q kᵀ + bias)) v, over the last two axes (post is the identity by default).
 
     Shapes: q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv), bias broadcastable to (..., Nq, Nk)
-    -> (..., Nq, dv). ``scale`` is a float or a tensor broadcastable to the logits.
+    -> (..., Nq, dv). ``scale`` is a float or a tensor broadcastable to the logits (a tensor
+    multiplies q kᵀ element-wise, so it may differ per head, query and key).
 
-    The fused kernel is used when ``module.fused`` is set, ``scale`` is a float and no recorder is
-    attached; otherwise the weights are formed explicitly (and handed to the recorder).
+    ``post_softmax`` maps the softmax weights (..., Nq, Nk) to the weights that multiply v (e.g.
+    ViT-LSLA's outer position bias); it is applied before attention dropout.
+
+    The fused kernel is used when ``module.fused`` is set, ``scale`` is a float, there is no
+    ``post_softmax`` and no recorder is attached; otherwise the weights are formed explicitly and the
+    recorder receives the final ones, those that multiply v (after ``post_softmax``, before dropout).
     """
     recorder = module.recorder if module is not None else None
     fused = module.fused if module is not None else True
-    if fused and recorder is None and not isinstance(scale, torch.Tensor):
+    if fused and recorder is None and post_softmax is None and not isinstance(scale, torch.Tensor):
         if bias is not None:
             bias = bias.to(q.dtype)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
-    logits = (q * scale) @ k.transpose(-2, -1)
+    if isinstance(scale, torch.Tensor):
+        logits = (q @ k.transpose(-2, -1)) * scale
+    else:
+        logits = (q * scale) @ k.transpose(-2, -1)
     if bias is not None:
         logits = logits + bias
     attn = logits.softmax(dim=-1)
+    if post_softmax is not None:
+        attn = post_softmax(attn)
     if recorder is not None:
         recorder(attn)
     if dropout_p > 0.0:

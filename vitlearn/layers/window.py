@@ -6,7 +6,8 @@ independent of Swin's block layout, so that other windowed models can reuse them
 
 - :func:`window_partition` / :func:`window_reverse`: map <-> batch of windows of tokens.
 - :func:`relative_position_index` and :class:`RelativePositionBias`: a learned bias per head for
-  each relative offset (Δrow, Δcol) between a query and a key of the same window.
+  each relative offset (Δrow, Δcol) between a query and a key of the same window;
+  :func:`add_relative_position_table` registers further tables of that structure (ViT-LSLA).
 - :func:`cyclic_shift` / :func:`reverse_cyclic_shift` and :func:`shifted_window_mask`: Swin's
   shifted windows, which let information cross window borders at the cost of a roll and a mask.
 - :class:`WindowAttention`: multi-head attention inside windows with the bias (and mask).
@@ -73,18 +74,54 @@ def relative_position_index(window: int | tuple[int, int], device=None) -> torch
     return (d_row + mh - 1) * (2 * mw - 1) + (d_col + mw - 1)
 
 
-def add_relative_position_bias(module: nn.Module, window: int | tuple[int, int], num_heads: int) -> None:
-    """Registers on ``module`` the learned table ``relative_position_bias_table`` ((2Mh−1)(2Mw−1), heads),
-    trunc-normal with std 0.02, and the non-persistent buffer ``relative_position_index``.
+def add_relative_position_table(
+    module: nn.Module, name: str, window: int | tuple[int, int], num_heads: int, fill: float | None = None
+) -> None:
+    """Registers on ``module`` a learned table ``name`` ((2Mh−1)(2Mw−1), heads), one entry per relative
+    offset and head, and, if not there yet, the non-persistent buffer ``relative_position_index``
+    that every table of the module shares (read them with :func:`relative_position_bias`).
 
-    The index follows from the window size, so it is not saved in checkpoints but is still moved by
-    ``.to()``. Registering on the caller (not on a child module) keeps Swin's checkpoint key names,
-    ``...attn.relative_position_bias_table``.
+    The table is trunc-normal with std 0.02 (Swin's bias init) when ``fill`` is None, else the
+    constant ``fill``. The index follows from the window size, so it is not saved in checkpoints but
+    is still moved by ``.to()``.
     """
     mh, mw = to_2tuple(window)
-    module.relative_position_bias_table = nn.Parameter(torch.zeros((2 * mh - 1) * (2 * mw - 1), num_heads))
-    nn.init.trunc_normal_(module.relative_position_bias_table, std=0.02)
-    module.register_buffer("relative_position_index", relative_position_index((mh, mw)), persistent=False)
+    table = nn.Parameter(torch.zeros((2 * mh - 1) * (2 * mw - 1), num_heads))
+    if fill is None:
+        nn.init.trunc_normal_(table, std=0.02)
+    else:
+        nn.init.constant_(table, fill)
+    module.register_parameter(name, table)
+    index = getattr(module, "relative_position_index", None)
+    if index is None:
+        module.register_buffer("relative_position_index", relative_position_index((mh, mw)), persistent=False)
+    elif index.shape != (mh * mw, mh * mw):
+        raise ValueError(f"add_relative_position_table: {name} is for {mh}x{mw} windows, but the module's "
+                         f"relative_position_index is for {index.shape[0]} tokens")
+
+
+def add_relative_position_bias(module: nn.Module, window: int | tuple[int, int], num_heads: int) -> None:
+    """Registers on ``module`` the learned table ``relative_position_bias_table`` ((2Mh−1)(2Mw−1), heads),
+    trunc-normal with std 0.02, and the non-persistent buffer ``relative_position_index``
+    (see :func:`add_relative_position_table`).
+
+    Registering on the caller (not on a child module) keeps Swin's checkpoint key names,
+    ``...attn.relative_position_bias_table``.
+    """
+    add_relative_position_table(module, "relative_position_bias_table", window, num_heads)
+
+
+def repeat_over_images(t: torch.Tensor, batch_windows: int) -> torch.Tensor:
+    """Repeats a per-window tensor (nW, ...) for every image of a batch of windows: (B · nW, ...).
+
+    Windows of one image are consecutive in the batch (:func:`window_partition`), so the per-window
+    tensor (a shifted-window mask, or anything built from it) repeats image by image.
+    """
+    num_windows = t.shape[0]
+    if batch_windows % num_windows:
+        raise ValueError(f"repeat_over_images: a batch of {batch_windows} windows is not a whole number of "
+                         f"images of {num_windows} windows each")
+    return repeat(t, "w ... -> (b w) ...", b=batch_windows // num_windows)
 
 
 def relative_position_bias(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -197,9 +234,7 @@ class WindowAttention(AttentionModule):
         # (heads, N, N), the same for every window
         bias = relative_position_bias(self.relative_position_bias_table, self.relative_position_index)
         if mask is not None:
-            # Windows of one image are consecutive in the batch, so the per-window mask repeats per image.
-            num_windows = mask.shape[0]
-            bias = repeat(bias[None] + mask[:, None], "w h q k -> (b w) h q k", b=x.shape[0] // num_windows)
+            bias = repeat_over_images(bias[None] + mask[:, None], x.shape[0])  # (B · nW, heads, N, N)
         dropout_p = self.attn_drop if self.training else 0.0
         out = attend(q, k, v, scale=self.scale, bias=bias, dropout_p=dropout_p, module=self)
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))

@@ -52,18 +52,22 @@ class SwinTransformerBlock(nn.Module):
     the precomputed ``attn_mask`` (a non-persistent buffer) keeps tokens that the roll brought
     together from opposite image edges from attending to each other.
 
+    ``attn_layer`` builds the attention as ``attn_layer(dim, num_heads, window, qkv_bias=, attn_drop=,
+    proj_drop=)`` and is called as ``attn(windows, mask=)``: WindowAttention by default, any module
+    with that signature otherwise (ViT-LSLA passes its LightSelfLimitedAttention).
+
     Shapes: (B, H, W, dim) -> (B, H, W, dim), with (H, W) = ``input_resolution``.
     """
 
     def __init__(self, dim, num_heads, input_resolution, window_size=7, shift_size=0, mlp_ratio=4.0,
-                 qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0, norm_eps=1e-5):
+                 qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=0.0, norm_eps=1e-5, attn_layer=WindowAttention):
         super().__init__()
         self.input_resolution = to_2tuple(input_resolution)
         self.window_size, self.shift_size = fit_window(
             self.input_resolution, to_2tuple(window_size), to_2tuple(shift_size)
         )
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = WindowAttention(dim, num_heads, self.window_size, qkv_bias, attn_drop, drop)
+        self.attn = attn_layer(dim, num_heads, self.window_size, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
@@ -105,7 +109,8 @@ class SwinStage(nn.Module):
     """
 
     def __init__(self, dim, out_dim, input_resolution, depth, num_heads, window_size=7, downsample=True,
-                 mlp_ratio=4.0, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=(), norm_eps=1e-5):
+                 mlp_ratio=4.0, qkv_bias=True, drop=0.0, attn_drop=0.0, drop_path=(), norm_eps=1e-5,
+                 attn_layer=WindowAttention):
         super().__init__()
         if not downsample and dim != out_dim:
             raise ValueError(f"SwinStage: without downsampling the width stays {dim}, got out_dim={out_dim}")
@@ -118,7 +123,8 @@ class SwinStage(nn.Module):
         self.blocks = nn.Sequential(*[
             SwinTransformerBlock(out_dim, num_heads, self.output_resolution, window,
                                  shift_size=half_window if i % 2 else 0, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                                 drop=drop, attn_drop=attn_drop, drop_path=drop_path[i], norm_eps=norm_eps)
+                                 drop=drop, attn_drop=attn_drop, drop_path=drop_path[i], norm_eps=norm_eps,
+                                 attn_layer=attn_layer)
             for i in range(depth)
         ])
 
@@ -193,6 +199,11 @@ class SwinTransformer(nn.Module):
         drop_path_rate: stochastic depth, growing linearly over all blocks from 0 to this value. It
             defaults to 0; the paper trained Swin-T/S/B with 0.2/0.3/0.5.
         norm_eps: LayerNorm epsilon (PyTorch's default, as in Swin).
+        attn_layer: the window attention of every block (see SwinTransformerBlock); WindowAttention.
+        embed_layer: builds ``patch_embed`` as ``embed_layer(img_size, patch_size, in_chans, embed_dim,
+            norm_layer=)``; it must return a channels-last map (B, H/patch_size, W/patch_size, embed_dim)
+            and expose ``img_size``, ``in_chans`` and ``grid_size``. Default: PatchEmbed (patch_size×patch_size
+            patches, linearly embedded, LayerNorm).
 
     Shapes: (B, in_chans, H, W) -> logits (B, num_classes); ``forward_features`` returns the normalised
     channels-last map (B, H/32, W/32, embed_dim · 8) (for 4 stages and patch 4).
@@ -200,7 +211,8 @@ class SwinTransformer(nn.Module):
 
     def __init__(self, img_size=224, patch_size=4, in_chans=3, num_classes=1000, embed_dim=96,
                  depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, mlp_ratio=4.0, qkv_bias=True,
-                 drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0, norm_eps=1e-5):
+                 drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0, norm_eps=1e-5, attn_layer=WindowAttention,
+                 embed_layer=partial(PatchEmbed, flatten=False)):
         super().__init__()
         if len(depths) != len(num_heads):
             raise ValueError(f"depths {tuple(depths)} and num_heads {tuple(num_heads)} must have one entry per stage")
@@ -214,8 +226,8 @@ class SwinTransformer(nn.Module):
         self.embed_dim = embed_dim
         self.num_features = embed_dim * 2 ** (self.num_stages - 1)
 
-        self.patch_embed = PatchEmbed(self.img_size, patch_size, in_chans, embed_dim,
-                                      norm_layer=partial(nn.LayerNorm, eps=norm_eps), flatten=False)
+        self.patch_embed = embed_layer(self.img_size, patch_size, in_chans, embed_dim,
+                                       norm_layer=partial(nn.LayerNorm, eps=norm_eps))
         self.pos_drop = nn.Dropout(drop_rate)
         # A Python list, not torch.linspace, which would live on the meta device under `torch.device("meta")`.
         total = sum(depths)
@@ -226,7 +238,7 @@ class SwinTransformer(nn.Module):
             first = sum(depths[:i])
             stages.append(SwinStage(dim, out_dim, resolution, depth, heads, self.window_size, downsample=i > 0,
                                     mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate,
-                                    drop_path=dpr[first:first + depth], norm_eps=norm_eps))
+                                    drop_path=dpr[first:first + depth], norm_eps=norm_eps, attn_layer=attn_layer))
             resolution, dim = stages[-1].output_resolution, out_dim
         self.layers = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(self.num_features, eps=norm_eps)
