@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange, repeat
 
-from .attention import AttentionModule, attend
+from .attention import Attention
 from .helpers import to_2tuple
 
 # Swin adds -100 (not -inf) between tokens of different regions: exp(-100) is 0 in float32 and
@@ -194,13 +194,14 @@ def shifted_window_mask(
     return torch.zeros(different.shape, device=device).masked_fill(different, MASK_VALUE)
 
 
-class WindowAttention(AttentionModule):
+class WindowAttention(Attention):
     """Multi-head self-attention inside windows, with a relative position bias and an optional mask.
 
-    softmax(q kᵀ / √d + B + mask) v per window and head; B is the relative position bias (the table
-    and index of :func:`add_relative_position_bias`, registered on this module as in Swin), the
-    mask (nW, N, N) is :func:`shifted_window_mask` for shifted windows. Bias and mask are summed into
-    one additive term so that :func:`attend` can hand them to the fused kernel.
+    softmax(q kᵀ / √d + B + mask) v per window and head: :class:`~vitlearn.layers.Attention` with an
+    additive term. B is the relative position bias (the table and index of
+    :func:`add_relative_position_bias`, registered on this module as in Swin), the mask (nW, N, N) is
+    :func:`shifted_window_mask` for shifted windows. Bias and mask are summed into one additive term
+    so that :func:`attend` can hand them to the fused kernel.
 
     Shapes: x (B · nW, N, dim) with N = Mh · Mw, mask (nW, N, N) or None -> (B · nW, N, dim).
     """
@@ -215,29 +216,16 @@ class WindowAttention(AttentionModule):
         proj_drop: float = 0.0,
         fused: bool = True,
     ):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"WindowAttention: dim {dim} is not divisible by num_heads {num_heads}")
+        super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused)
         self.window = to_2tuple(window)
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.scale = self.head_dim**-0.5
-        self.fused = fused
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         add_relative_position_bias(self, self.window, num_heads)
-        self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         # (heads, N, N), the same for every window
         bias = relative_position_bias(self.relative_position_bias_table, self.relative_position_index)
         if mask is not None:
             bias = repeat_over_images(bias[None] + mask[:, None], x.shape[0])  # (B · nW, heads, N, N)
-        dropout_p = self.attn_drop if self.training else 0.0
-        out = attend(q, k, v, scale=self.scale, bias=bias, dropout_p=dropout_p, module=self)
-        return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
+        return super().forward(x, attn_bias=bias)
 
 
 class PatchMerging(nn.Module):
