@@ -62,8 +62,8 @@ def main(argv=None) -> None:
     torch.manual_seed(0)
     rows = []
     for name in args.models:
-        if name not in vitlearn.list_models():
-            print(f"skip {name}: not in vitlearn", file=sys.stderr)
+        if name not in vitlearn.list_models() or not timm.is_model(name):
+            print(f"skip {name}: not in both vitlearn and timm", file=sys.stderr)
             continue
         tm = timm.create_model(name).to(device).eval()
         vm = vitlearn.from_timm(tm).to(device).eval()
