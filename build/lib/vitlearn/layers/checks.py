@@ -1,0 +1,33 @@
+"""Input checks that fail early with a message naming the violated constraint."""
+from __future__ import annotations
+
+import torch
+
+
+def check_image(x: torch.Tensor, in_chans: int, who: str) -> None:
+    """Checks that ``x`` is a floating-point batch of images shaped (B, in_chans, H, W)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{who} expects a floating-point image tensor, got dtype {x.dtype}; "
+            "convert it first, e.g. x.float() / 255"
+        )
+    if x.ndim != 4:
+        raise ValueError(f"{who} expects images shaped (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(
+            f"{who} expects {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)}); "
+            f"images must be (B, {in_chans}, H, W)"
+        )
+
+
+def check_divisible(size: tuple[int, int], by: int, what: str, who: str) -> None:
+    """Checks that both sides of ``size`` are multiples of ``by``."""
+    h, w = size
+    if h % by or w % by:
+        ok_h, ok_w = (h // by) * by or by, (w // by) * by or by
+        raise ValueError(
+            f"{who}: image size {h}x{w} is not divisible by the {what} {by}; "
+            f"use a multiple of {by}, e.g. {ok_h}x{ok_w}"
+        )
