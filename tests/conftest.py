@@ -24,3 +24,16 @@ def randomize_(module: torch.nn.Module, std: float = 0.1, seed: int = 0) -> torc
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     """max|a - b| / max|a|."""
     return ((a - b).abs().max() / a.abs().max()).item()
+
+
+def assert_from_timm_matches(tm: torch.nn.Module, batch: int = 1) -> None:
+    """vitlearn.from_timm(tm) keeps tm's mode and computes tm's logits (relative error below 1e-5)."""
+    import vitlearn
+
+    model = vitlearn.from_timm(tm)
+    assert model.training == tm.training
+    x = torch.randn(batch, tm.patch_embed.proj.in_channels, *tm.patch_embed.img_size)
+    with torch.no_grad():
+        ref, out = tm(x), model(x)
+    assert out.shape == ref.shape
+    assert rel_err(ref, out) < 1e-5

@@ -3,7 +3,7 @@ import timm
 import torch
 
 import vitlearn
-from conftest import randomize_, rel_err
+from conftest import assert_from_timm_matches, randomize_
 
 
 @pytest.mark.parametrize(
@@ -16,14 +16,7 @@ from conftest import randomize_, rel_err
     ],
 )
 def test_from_timm_matches_logits(name, kwargs):
-    tm = randomize_(timm.create_model(name, **kwargs)).eval()
-    model = vitlearn.from_timm(tm)
-    assert not model.training
-    x = torch.randn(2, 3, *tm.patch_embed.img_size)
-    with torch.no_grad():
-        ref, out = tm(x), model(x)
-    assert out.shape == ref.shape
-    assert rel_err(ref, out) < 1e-5
+    assert_from_timm_matches(randomize_(timm.create_model(name, **kwargs)).eval(), batch=2)
 
 
 def test_from_timm_refuses_what_it_cannot_represent():
