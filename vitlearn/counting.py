@@ -3,7 +3,8 @@
 The papers of this field report "FLOPs" that are really MACs: one multiply-add counts once.
 ``count_macs`` runs one forward pass under ``torch.utils.flop_counter.FlopCounterMode`` (which counts
 2 FLOPs per multiply-add of matrix products and convolutions) and halves its total. Element-wise work
-(norms, activations, softmax, additions) is not counted, as in the papers.
+(norms, activations, softmax, additions) is not counted; fvcore, used by some of the papers' code,
+also charges LayerNorm (about 0.1% of ViT-B/16).
 """
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ import torch
 import torch.nn as nn
 from torch.utils import flop_counter as _fc
 
-# torch's counter has no formula for the CPU flash-attention kernel that F.scaled_dot_product_attention
-# dispatches to on CPU, so attention would count as zero there; the cost is that of any SDPA kernel.
-_CPU_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-if _CPU_FLASH is not None and _CPU_FLASH not in _fc.flop_registry:
+# torch's counter has no formula for the CPU flash-attention kernel (nor for the MPS one) that
+# F.scaled_dot_product_attention dispatches to there, so attention would count as zero; the cost is
+# that of any SDPA kernel.
+def _sdpa_flop(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return _fc.sdpa_flop_count(query, key, value)
 
-    @_fc.register_flop_formula(_CPU_FLASH)
-    def _sdpa_cpu_flop(query, key, value, *args, out_shape=None, **kwargs) -> int:
-        return _fc.sdpa_flop_count(query, key, value)
+
+for _name in ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_attention_math_for_mps"):
+    _op = getattr(torch.ops.aten, _name, None)
+    if _op is not None and _op not in _fc.flop_registry:
+        _fc.register_flop_formula(_op)(_sdpa_flop)
 
 
 _ATTENTION_OPS = ("bmm", "baddbmm", "scaled_dot_product", "efficient_attention", "flash_attention", "cudnn_attention")

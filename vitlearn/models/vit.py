@@ -42,7 +42,7 @@ class VisionTransformer(nn.Module):
         drop_rate, attn_drop_rate, drop_path_rate: regularisation; drop path grows linearly with depth.
 
     Shapes: (B, in_chans, img_size, img_size) -> logits (B, num_classes);
-    ``forward_features`` returns the tokens (B, 1 + N, embed_dim) with N = (img_size/patch_size)².
+    ``forward_features`` returns the tokens (B, 1 + N, embed_dim) ((B, N, embed_dim) without class token) with N = (img_size/patch_size)².
     """
 
     def __init__(self, img_size=224, patch_size=16, in_chans=3, num_classes=1000, embed_dim=768,
