@@ -31,3 +31,13 @@ def check_divisible(size: tuple[int, int], by: int, what: str, who: str) -> None
             f"{who}: image size {h}x{w} is not divisible by the {what} {by}; "
             f"use a multiple of {by}, e.g. {ok_h}x{ok_w}"
         )
+
+
+def check_image_size(size: tuple[int, int], expected: tuple[int, int], who: str, why: str = "") -> None:
+    """Checks that an input of spatial ``size`` has the size the model was built for."""
+    if tuple(size) != tuple(expected):
+        suggestion = size[0] if size[0] == size[1] else tuple(size)
+        raise ValueError(
+            f"{who}: expects {expected[0]}x{expected[1]} images, got {size[0]}x{size[1]}; "
+            f"{why}create the model with img_size={suggestion}"
+        )

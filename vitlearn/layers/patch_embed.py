@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 
-from .checks import check_divisible, check_image
+from .checks import check_divisible, check_image, check_image_size
 from .helpers import to_2tuple
 
 
@@ -47,12 +47,9 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image(x, self.in_chans, type(self).__name__)
         size = tuple(x.shape[-2:])
-        if self.strict_img_size and size != self.img_size:
-            raise ValueError(
-                f"{type(self).__name__}: expects {self.img_size[0]}x{self.img_size[1]} images, got "
-                f"{size[0]}x{size[1]}; the model's position information is built for that size, so "
-                f"create the model with img_size={size[0] if size[0] == size[1] else size}"
-            )
+        if self.strict_img_size:
+            check_image_size(size, self.img_size, type(self).__name__,
+                             "the model's position information is built for that size, so ")
         check_divisible(size, self.patch_size, "patch size", type(self).__name__)
         x = self.proj(x)
         x = rearrange(x, "b d h w -> b (h w) d" if self.flatten else "b d h w -> b h w d")

@@ -31,6 +31,7 @@ import torch.nn as nn
 from einops import rearrange
 
 from ..layers import PatchEmbed, check_divisible, check_image
+from ..layers.checks import check_image_size
 from ..layers.helpers import to_2tuple
 from ..layers.lsla import LightSelfLimitedAttention
 from ..registry import register_model
@@ -76,12 +77,7 @@ class ConvStem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         who = type(self).__name__
         check_image(x, self.in_chans, who)
-        size = tuple(x.shape[-2:])
-        if size != self.img_size:
-            raise ValueError(
-                f"{who}: expects {self.img_size[0]}x{self.img_size[1]} images, got {size[0]}x{size[1]}; "
-                f"create the model with img_size={size[0] if size[0] == size[1] else size}"
-            )
+        check_image_size(tuple(x.shape[-2:]), self.img_size, who)
         x = self.conv2(self.act(self.bn1(self.conv1(x))))
         return self.norm(rearrange(x, "b d h w -> b h w d"))
 
