@@ -8,6 +8,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+# Parameters that are not weights of a linear or conv map: decaying them towards 0 is not a
+# regulariser but a bias (e.g. it pulls ViT-LSLA's dynamic scale, a temperature, towards 0).
+_NO_DECAY_NAME_PARTS = ("pos_embed", "cls_token", "dist_token", "_table", "gamma")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Splits ``model``'s trainable parameters into an AdamW group with ``weight_decay`` and one without.
+
+    No decay for: biases and every other 1-D parameter (norm weights, LayerScale γ), position
+    embeddings and class tokens, relative-position and scale tables (names ending in ``_table``), and
+    any name listed by the model's own ``no_weight_decay()`` (the timm convention).
+    """
+    extra = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = p.ndim <= 1 or name in extra or any(part in name for part in _NO_DECAY_NAME_PARTS)
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
     """Top-1 accuracy of ``model`` on images ``x`` (n, C, H, W) with labels ``y`` (n,)."""
@@ -39,10 +61,11 @@ def train_classifier(
 ) -> dict[str, list[float]]:
     """Trains ``model`` in place on tensors already in memory; returns the per-epoch history
     ``{"loss": [...], "test_acc": [...]}``. Shuffling uses its own seeded generator, so a run is
-    repeatable on a given machine. ``amp_dtype`` (e.g. ``torch.bfloat16``) enables autocast."""
+    repeatable on a given machine. ``amp_dtype`` (e.g. ``torch.bfloat16``) enables autocast.
+    Weight decay applies to linear and conv weights only (:func:`param_groups`)."""
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
     steps_per_epoch = math.ceil(len(y_train) / batch_size)
     total = epochs * steps_per_epoch
     warmup = max(1, total // 20)

@@ -3,6 +3,7 @@ from .attention import Attention, AttentionModule, attend
 from .checks import check_divisible, check_image
 from .drop_path import DropPath, drop_path
 from .helpers import to_2tuple
+from .layer_scale import LayerScale
 from .lsla import LightSelfLimitedAttention, lsa_from_msa
 from .mlp import Mlp
 from .patch_embed import PatchEmbed
@@ -14,7 +15,7 @@ from .window import (
 
 __all__ = [
     "Attention", "AttentionModule", "attend", "check_divisible", "check_image", "DropPath",
-    "drop_path", "to_2tuple", "LightSelfLimitedAttention", "lsa_from_msa", "Mlp", "PatchEmbed", "sincos_2d_position_embedding", "PatchMerging", "RelativePositionBias", "WindowAttention",
+    "drop_path", "to_2tuple", "LayerScale", "LightSelfLimitedAttention", "lsa_from_msa", "Mlp", "PatchEmbed", "sincos_2d_position_embedding", "PatchMerging", "RelativePositionBias", "WindowAttention",
     "cyclic_shift", "relative_position_index", "reverse_cyclic_shift", "shifted_window_mask", "window_partition",
     "window_reverse",
 ]
