@@ -6,6 +6,7 @@ import vitlearn
 
 # A small configuration per family, for the checks that run real arithmetic on the CPU.
 SMALL = {
+    "cait": ("cait_xxs24_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)),
     "swin": ("swin_tiny_patch4_window7_224", dict(img_size=32, patch_size=2, embed_dim=16, depths=(2, 2),
                                                    num_heads=(1, 2), window_size=4, num_classes=5)),
     "vit": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)),

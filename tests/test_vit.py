@@ -20,8 +20,8 @@ def test_from_timm_matches_logits(name, kwargs):
 
 
 def test_from_timm_refuses_what_it_cannot_represent():
-    tm = timm.create_model("vit_tiny_patch16_224", init_values=1e-5)
-    with pytest.raises(NotImplementedError, match="LayerScale"):
+    tm = timm.create_model("vit_tiny_patch16_224", reg_tokens=4)
+    with pytest.raises(NotImplementedError, match="register tokens"):
         vitlearn.from_timm(tm)
     with pytest.raises(NotImplementedError, match="no converter"):
         vitlearn.from_timm(torch.nn.Linear(2, 2))

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from .cait import cait_from_timm
 from .swin import swin_from_timm
 from .vit import vit_from_timm
 
 _CONVERTERS = {
     "VisionTransformer": vit_from_timm,
     "SwinTransformer": swin_from_timm,
+    "Cait": cait_from_timm,
 }
 
 

@@ -10,9 +10,8 @@ from .common import load_exact, require
 def vit_from_timm(tm: nn.Module) -> VisionTransformer:
     blk = tm.blocks[0]
     require(getattr(tm, "num_reg_tokens", 0) == 0, "register tokens")
-    require(not getattr(tm, "no_embed_class", False), "no_embed_class position embeddings")
     require(not getattr(tm, "dynamic_img_size", False), "dynamic_img_size")
-    require(isinstance(blk.ls1, nn.Identity), "LayerScale (init_values)")
+    layer_scale = not isinstance(blk.ls1, nn.Identity)
     require(isinstance(blk.attn.q_norm, nn.Identity), "qk_norm")
     require(isinstance(tm.norm_pre, nn.Identity), "pre-norm (norm_pre)")
     require(tm.global_pool in ("token", "avg"), f"global_pool={tm.global_pool!r}")
@@ -32,5 +31,7 @@ def vit_from_timm(tm: nn.Module) -> VisionTransformer:
         class_token=tm.cls_token is not None,
         global_pool=tm.global_pool,
         norm_eps=norm.eps,
+        no_embed_class=getattr(tm, "no_embed_class", False),
+        init_values=getattr(blk.ls1, "init_values", 1e-5) if layer_scale else None,
     )
     return load_exact(model, tm.state_dict())

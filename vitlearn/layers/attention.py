@@ -36,23 +36,26 @@ def attend(
     dropout_p: float = 0.0,
     module: AttentionModule | None = None,
     post_softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    pre_softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """post(softmax(scale · q kᵀ + bias)) v, over the last two axes (post is the identity by default).
+    """post(softmax(pre(scale · q kᵀ + bias))) v, over the last two axes (pre and post are the identity by default).
 
     Shapes: q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv), bias broadcastable to (..., Nq, Nk)
     -> (..., Nq, dv). ``scale`` is a float or a tensor broadcastable to the logits (a tensor
     multiplies q kᵀ element-wise, so it may differ per head, query and key).
 
     ``post_softmax`` maps the softmax weights (..., Nq, Nk) to the weights that multiply v (e.g.
-    ViT-LSLA's outer position bias); it is applied before attention dropout.
+    ViT-LSLA's outer position bias, CaiT's talking-heads mix); it is applied before attention dropout.
+    ``pre_softmax`` maps the logits (..., Nq, Nk) before the softmax (CaiT's pre-softmax head mix).
 
     The fused kernel is used when ``module.fused`` is set, ``scale`` is a float, there is no
-    ``post_softmax`` and no recorder is attached; otherwise the weights are formed explicitly and the
+    ``pre_softmax`` or ``post_softmax`` and no recorder is attached; otherwise the weights are formed explicitly and the
     recorder receives the final ones, those that multiply v (after ``post_softmax``, before dropout).
     """
     recorder = module.recorder if module is not None else None
     fused = module.fused if module is not None else True
-    if fused and recorder is None and post_softmax is None and not isinstance(scale, torch.Tensor):
+    plain = post_softmax is None and pre_softmax is None
+    if fused and recorder is None and plain and not isinstance(scale, torch.Tensor):
         if bias is not None:
             bias = bias.to(q.dtype)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, scale=scale)
@@ -62,6 +65,8 @@ def attend(
         logits = (q * scale) @ k.transpose(-2, -1)
     if bias is not None:
         logits = logits + bias
+    if pre_softmax is not None:
+        logits = pre_softmax(logits)
     attn = logits.softmax(dim=-1)
     if post_softmax is not None:
         attn = post_softmax(attn)
