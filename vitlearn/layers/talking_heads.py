@@ -21,10 +21,14 @@ def mix_heads(x: torch.Tensor, mix: nn.Linear) -> torch.Tensor:
     flattened (Nq · Nk) axis, so no permuted copy of the (B, H, Nq, Nk) tensor is made.
     """
     b, h, nq, nk = x.shape
-    y = torch.matmul(mix.weight.to(x.dtype), x.reshape(b, h, nq * nk))
-    if mix.bias is not None:
-        y = y + mix.bias.to(x.dtype)[:, None]
-    return y.view(b, h, nq, nk)
+    weight = mix.weight.to(x.dtype).expand(b, h, h)
+    flat = x.reshape(b, h, nq * nk)
+    if mix.bias is None:
+        return torch.bmm(weight, flat).view(b, h, nq, nk)
+    # One pass over the (B, H, Nq·Nk) tensor: the bias is the initial value of the product's output.
+    # (torch.matmul with a 2-D left operand would transpose the large operand into a copy instead.)
+    bias = mix.bias.to(x.dtype)[None, :, None].expand(b, h, nq * nk)
+    return torch.baddbmm(bias, weight, flat).view(b, h, nq, nk)
 
 
 class TalkingHeadsAttention(AttentionModule):
