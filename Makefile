@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 600
 
-.PHONY: book test test-package test-notebooks notebooks bench clean
+.PHONY: book test test-package test-notebooks test-mutants mutants notebooks bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,18 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: test-package test-notebooks book
+test: test-package test-mutants test-notebooks book
 
 test-package: $(STAMP)
 	$(BIN)/python -m pytest tests -q
+
+# The mutation gate: plants curated plausible bugs (tests/mutants/*.py) one at a time and fails if the
+# tests miss any. `make test` runs the fast subset; `make mutants` all of them (under 10 minutes).
+test-mutants: $(STAMP)
+	$(BIN)/python scripts/mutants.py --fast
+
+mutants: $(STAMP)
+	$(BIN)/python scripts/mutants.py
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest $(NBVAL) notebooks -q
