@@ -5,8 +5,10 @@
         --batch-size 64 --amp bf16 --compile
 
 For each model that both libraries have, timm's model is built, vitlearn's is converted from it
-(`vitlearn.from_timm`), and the two are timed alternately, several rounds, median taken. Prints a
-ratio table (vitlearn / timm images per second; above 1 means vitlearn is faster) and writes JSON to
+(`vitlearn.from_timm`) after every weight and buffer of timm's model is randomised
+(`vitlearn.utils.randomize_`, so the logit check cannot pass by accident), and the two are timed
+alternately, several rounds. Prints a ratio table (vitlearn / timm images per second from the medians,
+above 1 means vitlearn is faster; the spread is the min–max of the per-round ratios) and writes JSON to
 benchmarks/results/ with the command, machine and versions.
 """
 from __future__ import annotations
@@ -23,8 +25,10 @@ import timm
 import torch
 
 import vitlearn
+from vitlearn.utils import randomize_
 
-DEFAULT_MODELS = ["vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224"]
+DEFAULT_MODELS = ["vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224",
+                  "swin_tiny_patch4_window7_224", "cait_xxs24_224", "cait_s24_224"]
 
 
 def sync(device: torch.device) -> None:
@@ -65,7 +69,7 @@ def main(argv=None) -> None:
         if name not in vitlearn.list_models() or not timm.is_model(name):
             print(f"skip {name}: not in both vitlearn and timm", file=sys.stderr)
             continue
-        tm = timm.create_model(name).to(device).eval()
+        tm = randomize_(timm.create_model(name)).to(device).eval()
         vm = vitlearn.from_timm(tm).to(device).eval()
         x = torch.randn(args.batch_size, 3, *tm.pretrained_cfg["input_size"][1:], device=device)
         with torch.inference_mode():
@@ -80,14 +84,16 @@ def main(argv=None) -> None:
             t_ours.append(time_model(vm, x, amp_dtype, args.iters))
         ips_timm = args.batch_size / statistics.median(t_timm)
         ips_ours = args.batch_size / statistics.median(t_ours)
+        per_round = [a / b for a, b in zip(t_timm, t_ours)]
         rows.append(dict(model=name, timm_img_s=round(ips_timm, 2), vitlearn_img_s=round(ips_ours, 2),
-                         ratio=round(ips_ours / ips_timm, 3), rel_logit_err=err))
-        print(f"{name:34s} timm {ips_timm:9.1f} img/s   vitlearn {ips_ours:9.1f} img/s   ratio {ips_ours / ips_timm:5.2f}",
-              flush=True)
+                         ratio=round(ips_ours / ips_timm, 3), ratio_min=round(min(per_round), 3),
+                         ratio_max=round(max(per_round), 3), rel_logit_err=err))
+        print(f"{name:34s} timm {ips_timm:9.1f} img/s   vitlearn {ips_ours:9.1f} img/s   ratio {ips_ours / ips_timm:5.2f} "
+              f"({min(per_round):.2f}–{max(per_round):.2f})", flush=True)
 
-    print("\n| model | timm img/s | vitlearn img/s | vitlearn / timm |\n|---|---|---|---|")
+    print("\n| model | timm img/s | vitlearn img/s | vitlearn / timm | per-round min–max |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['timm_img_s']} | {r['vitlearn_img_s']} | {r['ratio']} |")
+        print(f"| {r['model']} | {r['timm_img_s']} | {r['vitlearn_img_s']} | {r['ratio']} | {r['ratio_min']}–{r['ratio_max']} |")
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     result = dict(command=" ".join(["python"] + sys.argv), seed=0, device=str(device), machine=machine,
                   threads=torch.get_num_threads(), torch=torch.__version__, timm=timm.__version__,
