@@ -307,8 +307,16 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out, args.alpha)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return _run(args, argv)
+    finally:
+        torch.set_num_threads(threads)  # a caller (a test) keeps its own setting
+
+
+def _run(args: argparse.Namespace, argv) -> dict:
     command = shlex.join(["python", "scripts/lsla_ablation.py", *(sys.argv[1:] if argv is None else argv)])
     variants = list(dict.fromkeys(args.variants))
     data, data_info = load_data(args)

@@ -60,15 +60,20 @@ def main(argv=None) -> dict:
     # This script's own defaults (16 epochs, 6 placements: longer than an ablation run, as the one model
     # the chapters inspect); options given on the command line override them.
     args = abl.parse_args([*DEFAULTS, *ap_args, "--seeds", str(seed), "--variants", VARIANT])
+    threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
-    (x_tr, y_tr, x_te, y_te), data_info = abl.load_data(args)
-    model = abl.build(VARIANT, args, seed)
-    t0 = time.perf_counter()
-    hist = train_classifier(model, x_tr, y_tr, x_te, y_te, seed=seed, epochs=args.epochs,
-                            batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                            label_smoothing=args.label_smoothing)
-    seconds = time.perf_counter() - t0
+    try:
+        (x_tr, y_tr, x_te, y_te), data_info = abl.load_data(args)
+        model = abl.build(VARIANT, args, seed)
+        t0 = time.perf_counter()
+        hist = train_classifier(model, x_tr, y_tr, x_te, y_te, seed=seed, epochs=args.epochs,
+                                batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                                label_smoothing=args.label_smoothing)
+        seconds = time.perf_counter() - t0
+        train_acc = evaluate(model, x_tr, y_tr)
+    finally:
+        torch.set_num_threads(threads)  # a caller (a test) keeps its own setting
     kwargs = {**abl.model_config(args), **abl.VARIANTS[VARIANT]}
     kwargs["depths"], kwargs["num_heads"] = list(kwargs["depths"]), list(kwargs["num_heads"])
     meta = {
@@ -83,7 +88,7 @@ def main(argv=None) -> dict:
         "seconds": round(seconds, 1),
         "history": {"test_acc": hist["test_acc"], "train_loss": [round(l, 5) for l in hist["loss"]]},
         "final_test_acc": hist["test_acc"][-1],
-        "final_train_acc": evaluate(model, x_tr, y_tr),
+        "final_train_acc": train_acc,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out)
