@@ -197,7 +197,7 @@ def lsa_from_msa(attn: WindowAttention) -> LightSelfLimitedAttention:
     """The LSA (K = V = X, fixed scale, inner bias, no DS, no B_o) that computes exactly what the
     single-head window attention ``attn`` computes: the paper's folding argument, made concrete.
 
-    Row-vector convention, s = 1/√C the MSA's scale, s' the LSA's (the same for one head):
+    Row-vector convention, s = 1/√D the MSA's scale (D = ``dim``, one head), s' the LSA's (the same for one head):
 
     - Logits: s (x W_q + b_q)(x_j W_k + b_k)ᵀ = x (s W_q W_kᵀ) x_jᵀ + (s b_q W_kᵀ) x_jᵀ + [terms that
       do not depend on the key j]. Terms constant along a softmax row cancel in the softmax (with
@@ -213,7 +213,7 @@ def lsa_from_msa(attn: WindowAttention) -> LightSelfLimitedAttention:
 
     Raises ValueError for more than one head: with K = V = X split channel-wise across heads (our
     reading, see the module docstring), head i of an LSA sees only its own channel slice of x as keys
-    and values, while head i of an MSA sees all C channels through W_k and W_v, so a multi-head MSA is
+    and values, while head i of an MSA sees all D channels through W_k and W_v, so a multi-head MSA is
     not representable in general by this module.
     """
     if attn.num_heads != 1:
