@@ -10,10 +10,20 @@ LSLA = LSA + SLA, inside M×M windows as in Swin (same call signature as
 **LSA (light self-attention): K = X and V = X.** Only the query keeps a learned projection,
 Q = X W_q + b_q. The paper's argument: the logits Q Kᵀ = X W_q W_kᵀ Xᵀ only ever see the product
 W_q W_kᵀ, so one learned matrix suffices; and A V W_o = A X (W_v W_o), so W_v and the output
-projection W_o collapse into one map. The paper keeps the output projection (``proj``) and drops
-W_v. With h heads, X is split channel-wise into h chunks of d = C/h: head i uses chunk i of X as both
-its keys and its values (the shapes force this: a head's query has d channels). ``k_is_x=False`` /
-``v_is_x=False`` restore a learned K / V projection (a ``k`` / ``v`` Linear of C×C + C parameters).
+projection W_o collapse into one map. The paper says that either can be discarded and that it "chose
+the first approach" (its symbols were not available to us); *our reading* is that the first approach
+discards W_v and keeps the output projection (``proj``), which is what this module does.
+
+*Heads, our reading.* The paper's text says nothing about heads. Here X is split channel-wise into h
+chunks of d = D/h (D the token width, ``dim``), like the query: head i uses chunk i of X as both its
+keys and its values. That is a choice, not a necessity: each head could instead take all D channels
+of X as keys and values with a D-wide query (query map W_q W_kᵀ per head) and a (h·D)×D output map,
+which folds every multi-head attention exactly but costs 2hD² + (h + 1)D parameters, no fewer than
+the 4(D² + D) of multi-head attention from h = 2 on; the channel split costs 2(D² + D). Under the
+channel split, a head's keys and values are confined to its own d channels, so for random weights
+about sqrt(1 − 1/h) of a multi-head attention's per-head key and value maps (by norm) are out of
+reach (chapter 3). ``k_is_x=False`` / ``v_is_x=False`` restore a learned K / V projection (a ``k`` /
+``v`` Linear of D×D + D parameters).
 
 **SLA, positional-information module.**
 
@@ -35,9 +45,9 @@ structure, applied *after* the softmax to "limit some large values of attention 
 learned linear mixing of the window's tokens, no longer a convex combination.
 
 The whole, per window and head, with Swin's shifted-window mask (−100 between regions) inside the
-softmax::
+softmax and, by default, B_o restricted to pairs in the same region (B_o^R, see below)::
 
-    Out = (softmax(DS ⊙ (Q Xᵀ) + B_i + mask) ⊕ B_o) · X,   then  W_o (``proj``)
+    Out = (softmax(DS ⊙ (Q Xᵀ) + B_i + mask) ⊕ B_o^R) · X,   then  W_o (``proj``)
 
 **B_o and shifted windows.** The mask keeps tokens that the cyclic shift brought together from
 opposite image edges (they are not neighbours) from exchanging information. An additive B_o would
@@ -77,7 +87,8 @@ class LightSelfLimitedAttention(AttentionModule):
     Args:
         dim, num_heads, window, attn_drop, proj_drop, fused: as in WindowAttention.
         qkv_bias: bias of the ``q`` projection (and of ``k`` / ``v`` when they are learned).
-        k_is_x: keys are the input's channel chunk of each head (True) or a learned ``k`` Linear (False).
+        k_is_x: keys are the input's channel chunk of each head (True, our channel-split reading) or a
+            learned ``k`` Linear (False).
         v_is_x: values likewise (False: a learned ``v`` Linear).
         dynamic_scale: learned per-offset, per-head scale ``dynamic_scale_table`` multiplying the logits,
             initialised to 1/√d (False: the fixed 1/√d).
@@ -186,7 +197,7 @@ def lsa_from_msa(attn: WindowAttention) -> LightSelfLimitedAttention:
     """The LSA (K = V = X, fixed scale, inner bias, no DS, no B_o) that computes exactly what the
     single-head window attention ``attn`` computes: the paper's folding argument, made concrete.
 
-    Row-vector convention, s = 1/√C the MSA's scale, s' the LSA's (the same for one head):
+    Row-vector convention, s = 1/√D the MSA's scale (D = ``dim``, one head), s' the LSA's (the same for one head):
 
     - Logits: s (x W_q + b_q)(x_j W_k + b_k)ᵀ = x (s W_q W_kᵀ) x_jᵀ + (s b_q W_kᵀ) x_jᵀ + [terms that
       do not depend on the key j]. Terms constant along a softmax row cancel in the softmax (with
@@ -200,9 +211,10 @@ def lsa_from_msa(attn: WindowAttention) -> LightSelfLimitedAttention:
     becomes B_i. The equivalence is exact in eval mode; in training, attention dropout breaks the
     rows-sum-to-1 step (the folded b_v W_o is not dropped).
 
-    Raises ValueError for more than one head: with K = V = X, head i of an LSA sees only its own
-    channel slice of x as keys and values, while head i of an MSA sees all C channels through W_k and
-    W_v, so a multi-head MSA is not representable in general.
+    Raises ValueError for more than one head: with K = V = X split channel-wise across heads (our
+    reading, see the module docstring), head i of an LSA sees only its own channel slice of x as keys
+    and values, while head i of an MSA sees all D channels through W_k and W_v, so a multi-head MSA is
+    not representable in general by this module.
     """
     if attn.num_heads != 1:
         raise ValueError(

@@ -6,6 +6,8 @@ input, a stem of two 3×3 convolutional layers gives H/4×W/4×96 features"; 4 s
 merging in between. There is no official code and the configuration table was not available to us,
 so this is a reading (each choice below is a keyword of :class:`ViTLSLA`):
 
+- Attention: LSA with K = V = X split channel-wise across heads, W_v dropped and W_o kept (our
+  reading of the paper's "chose the first approach"; see :mod:`vitlearn.layers.lsla`).
 - Blocks, stages, patch merging, shifted windows, head: Swin-T's (embed 96, depths (2, 2, 6, 2),
   heads (3, 6, 12, 24), window 7, MLP ratio 4), reused from :mod:`vitlearn.models.swin`, with
   :class:`~vitlearn.layers.lsla.LightSelfLimitedAttention` in place of WindowAttention (its module
@@ -17,6 +19,7 @@ so this is a reading (each choice below is a keyword of :class:`ViTLSLA`):
   argument against stacked linear maps) and the final LayerNorm (as after Swin's patch embedding) are
   assumptions. ``conv_stem=False`` uses Swin's 4×4 patch embedding instead.
 
+The paper's experiments are on IP102 and Mini-ImageNet (102 and 100 classes), not ImageNet.
 This reading does **not** reach the paper's 18.9 M parameters / 3.5 G MACs: with a 100-class head it
 has ≈23.3 M / 3.9 G (Swin-T minus W_k and W_v, plus the stem and tables). The difference must lie in
 a configuration detail the available text does not give; we do not tune the configuration to hit
