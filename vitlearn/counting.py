@@ -54,7 +54,7 @@ def count_macs(
     batch_size: int = 1,
     breakdown: bool = False,
 ) -> int | dict[str, int]:
-    """Multiply-accumulates of one forward pass of ``model`` on a batch of shape (batch_size, *input_size),
+    """Multiply-accumulates of one forward pass of ``model`` on a batch of shape ``(batch_size, *input_size)``,
     divided by ``batch_size``.
 
     With ``breakdown=True`` returns ``{"total", "linear", "conv", "attention", "other"}``, where

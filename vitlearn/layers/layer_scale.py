@@ -16,7 +16,7 @@ class LayerScale(nn.Module):
     ``channel_dim`` says where the channels are: -1 for tokens (B, N, C) (the default), 1 for
     channels-first maps (B, C, H, W) or (B, C, T, H, W).
 
-    Shapes: (..., C) -> (..., C) with ``channel_dim=-1``; (B, C, *spatial) -> same with ``channel_dim=1``.
+    Shapes: (..., C) -> (..., C) with ``channel_dim=-1``; ``(B, C, *spatial)`` -> same with ``channel_dim=1``.
     ``gamma`` has shape (C,) either way, so checkpoints do not depend on the layout.
     """
 

@@ -12,7 +12,7 @@ so this is a reading (each choice below is a keyword of :class:`ViTLSLA`):
   heads (3, 6, 12, 24), window 7, MLP ratio 4), reused from :mod:`vitlearn.models.swin`, with
   :class:`~vitlearn.layers.lsla.LightSelfLimitedAttention` in place of WindowAttention (its module
   docstring gives the reading of LSA, DS, B_i and B_o).
-- Stem (:class:`ConvStem`): Conv3×3 stride 2 (3 → C/2, no bias) → BatchNorm → GELU → Conv3×3 stride 2
+- Stem (``ConvStem``): Conv3×3 stride 2 (3 → C/2, no bias) → BatchNorm → GELU → Conv3×3 stride 2
   (C/2 → C) → LayerNorm over channels, channels-last. The paper names only "two 3×3 convolutions";
   the stride 2 + 2 follows from H/4, the C/2 middle width, BatchNorm + GELU between the convolutions
   (without a non-linearity they would collapse into one 7×7 stride-4 linear map, the paper's own
@@ -94,9 +94,9 @@ class ViTLSLA(SwinTransformer):
             defaults are the full ViT-LSLA; switching them off one by one gives the paper's ablations
             (all off but the K/V switches: Swin with W_k and W_v removed; everything off and
             ``conv_stem=False``: Swin-T exactly, up to the ``q``/``k``/``v`` parameter names).
-        conv_stem: the two-convolution :class:`ConvStem` (True) or Swin's 4×4 patch embedding (False).
-        Everything else: as SwinTransformer (img_size, num_classes, embed_dim, depths, num_heads,
-            window_size, mlp_ratio, drop rates, ...).
+        conv_stem: the two-convolution ``ConvStem`` (True) or Swin's 4×4 patch embedding (False);
+            every other argument is as in SwinTransformer (img_size, num_classes, embed_dim, depths,
+            num_heads, window_size, mlp_ratio, drop rates, ...).
 
     Shapes: (B, in_chans, H, W) -> logits (B, num_classes).
     """
