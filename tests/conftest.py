@@ -4,6 +4,11 @@ import pytest
 import torch
 
 
+# The browser tests need the built book: they run from `make test-browser` (which sets this variable
+# after the build), not in the package tests, so a plain `pytest tests` does not even collect them.
+collect_ignore = [] if os.environ.get("VITLEARN_BROWSER_TEST") else ["browser"]
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

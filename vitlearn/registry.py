@@ -52,3 +52,25 @@ def create_model(name: str, **kwargs) -> nn.Module:
         hint = f" Similar names: {', '.join(close)}." if close else ""
         raise ValueError(f"unknown model {name!r}; see vitlearn.list_models().{hint}")
     return _MODELS[name](**kwargs)
+
+
+def register_variants(namespace: dict, model_cls: Callable[..., nn.Module], variants: dict[str, tuple],
+                      fields: tuple[str, ...], doc: str, **fixed) -> None:
+    """Registers one builder per named variant of a model family, a table of small data.
+
+    ``variants`` maps a name to a tuple of values for the keyword arguments ``fields`` of
+    ``model_cls``; ``fixed`` keywords are the same for every variant. Each builder is
+    ``model_cls(**{**fixed, **config, **kwargs})``, documented by ``doc.format(**config)``, put into
+    ``namespace`` (the family module's ``globals()``) and registered under the family's module name.
+    """
+    def make(name: str, config: dict) -> Callable[..., nn.Module]:
+        def builder(**kwargs) -> nn.Module:
+            return model_cls(**{**fixed, **config, **kwargs})
+
+        builder.__name__ = builder.__qualname__ = name
+        builder.__module__ = namespace["__name__"]
+        builder.__doc__ = doc.format(**config)
+        return builder
+
+    for name, values in variants.items():
+        namespace[name] = register_model(make(name, dict(zip(fields, values))))

@@ -16,7 +16,7 @@ import torch.nn as nn
 from ..layers import PatchEmbed
 from ..layers.class_attention import ClassAttentionBlock
 from ..layers.talking_heads import TalkingHeadsAttention
-from ..registry import register_model
+from ..registry import register_variants
 from .vit import Block
 
 
@@ -107,15 +107,6 @@ _VARIANTS = {
 }
 
 
-def _make_builder(name, dim, depth, heads, img, init):
-    def builder(**kwargs) -> CaiT:
-        cfg = dict(img_size=img, embed_dim=dim, depth=depth, num_heads=heads, init_values=init)
-        return CaiT(**{**cfg, **kwargs})
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"CaiT: width {dim}, {depth} self-attention + 2 class-attention blocks, {heads} heads, {img}x{img} input."
-    return builder
-
-
-for _name, _cfg in _VARIANTS.items():
-    globals()[_name] = register_model(_make_builder(_name, *_cfg))
+register_variants(globals(), CaiT, _VARIANTS, ("embed_dim", "depth", "num_heads", "img_size", "init_values"),
+                  "CaiT: width {embed_dim}, {depth} self-attention + 2 class-attention blocks, {num_heads} heads, "
+                  "{img_size}x{img_size} input.")

@@ -29,7 +29,7 @@ from ..layers.window import (
     window_partition,
     window_reverse,
 )
-from ..registry import register_model
+from ..registry import register_variants
 
 Pair = tuple[int, int]
 
@@ -288,16 +288,6 @@ _VARIANTS = {
 }
 
 
-def _make_builder(name, dim, depths, heads, window, img):
-    def builder(**kwargs) -> SwinTransformer:
-        cfg = dict(img_size=img, patch_size=4, embed_dim=dim, depths=depths, num_heads=heads, window_size=window)
-        return SwinTransformer(**{**cfg, **kwargs})
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = (f"Swin: patch 4, width {dim}, depths {depths}, heads {heads}, window {window}, "
-                       f"{img}x{img} input.")
-    return builder
-
-
-for _name, _cfg in _VARIANTS.items():
-    globals()[_name] = register_model(_make_builder(_name, *_cfg))
+register_variants(globals(), SwinTransformer, _VARIANTS, ("embed_dim", "depths", "num_heads", "window_size", "img_size"),
+                  "Swin: patch 4, width {embed_dim}, depths {depths}, heads {num_heads}, window {window_size}, "
+                  "{img_size}x{img_size} input.", patch_size=4)

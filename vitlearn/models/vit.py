@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..layers import Attention, DropPath, LayerScale, Mlp, PatchEmbed
-from ..registry import register_model
+from ..registry import register_variants
 
 
 class Block(nn.Module):
@@ -135,15 +135,5 @@ _VARIANTS = {
 }
 
 
-def _make_builder(name, patch, dim, depth, heads, img):
-    def builder(**kwargs) -> VisionTransformer:
-        cfg = dict(img_size=img, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads)
-        return VisionTransformer(**{**cfg, **kwargs})
-
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = f"ViT: patch {patch}, width {dim}, depth {depth}, {heads} heads, {img}x{img} input."
-    return builder
-
-
-for _name, _cfg in _VARIANTS.items():
-    globals()[_name] = register_model(_make_builder(_name, *_cfg))
+register_variants(globals(), VisionTransformer, _VARIANTS, ("patch_size", "embed_dim", "depth", "num_heads", "img_size"),
+                  "ViT: patch {patch_size}, width {embed_dim}, depth {depth}, {num_heads} heads, {img_size}x{img_size} input.")
