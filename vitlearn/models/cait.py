@@ -16,6 +16,7 @@ import torch.nn as nn
 from ..layers import PatchEmbed
 from ..layers.class_attention import ClassAttentionBlock
 from ..layers.talking_heads import TalkingHeadsAttention
+from ..layers.helpers import init_linear_
 from ..registry import register_variants
 from .vit import Block
 
@@ -70,11 +71,7 @@ class CaiT(nn.Module):
     def _init_weights(self):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         patches = self.blocks(self.pos_drop(self.patch_embed(x) + self.pos_embed))

@@ -29,6 +29,7 @@ from ..layers.window import (
     window_partition,
     window_reverse,
 )
+from ..layers.helpers import init_linear_
 from ..registry import register_variants
 
 Pair = tuple[int, int]
@@ -246,11 +247,7 @@ class SwinTransformer(nn.Module):
         self._init_weights()
 
     def _init_weights(self):
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_(self)
 
     def _check_input(self, x: torch.Tensor) -> None:
         who = type(self).__name__

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..layers import Attention, DropPath, LayerScale, Mlp, PatchEmbed
+from ..layers.helpers import init_linear_
 from ..registry import register_variants
 
 
@@ -90,11 +91,7 @@ class VisionTransformer(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_linear_(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
