@@ -139,19 +139,6 @@ def test_patch_merging_concatenates_neighbours_in_swin_order():
 # ---------------------------------------------------------------- the model against timm
 
 
-def _randomize_weights(tm):
-    """Every parameter and floating-point buffer N(0, 0.1²) (integer index buffers such as
-    relative_position_index keep their values), except the shifted-window masks: they are geometry,
-    not weights, rebuilt from the image size and never stored in a checkpoint."""
-    masks = {name: b.clone() for name, b in tm.named_buffers() if name.endswith("attn_mask")}
-    randomize_(tm)
-    with torch.no_grad():
-        for name, b in tm.named_buffers():
-            if name in masks:
-                b.copy_(masks[name])
-    return tm
-
-
 @pytest.mark.parametrize(
     "name, kwargs",
     [
@@ -170,7 +157,8 @@ def _randomize_weights(tm):
 def test_from_timm_matches_logits(name, kwargs):
     # In float32 correct code reaches ~1e-6 here (rounding through 12-24 blocks with norm weights near
     # 1), too close to the 1e-6 bar to separate bugs from rounding; float64 agrees to ~1e-15.
-    assert_from_timm_matches(_randomize_weights(timm.create_model(name, **kwargs)).eval(), dtype=torch.float64, tol=1e-10)
+    # randomize_ keeps the shifted-window masks (non-persistent buffers: geometry, not weights)
+    assert_from_timm_matches(randomize_(timm.create_model(name, **kwargs)).eval(), dtype=torch.float64, tol=1e-10)
 
 
 def test_state_dict_keys_are_timms():
