@@ -1,4 +1,5 @@
-"""Conversion of timm models (and their pretrained weights) into vitlearn models."""
+"""Conversion of timm models (and their pretrained weights) into vitlearn models, and of image
+UniFormer weights into video UniFormer weights (:func:`inflate_2d_to_3d`)."""
 from __future__ import annotations
 
 import torch.nn as nn

@@ -78,7 +78,7 @@ class LocalMHRABlock(nn.Module):
         layer_scale: None (the default) or the initial value of γ₁, γ₂, each shaped (1, C, 1, 1[, 1]).
         spatial_dims: 2 for images (B, C, H, W), 3 for clips (B, C, T, H, W).
 
-    Shapes: (B, C, *spatial) -> (B, C, *spatial).
+    Shapes: (B, C, H, W) or (B, C, T, H, W) -> the same.
     """
 
     def __init__(self, dim: int, mlp_ratio: float = 4.0, drop: float = 0.0, drop_path: float = 0.0,
@@ -128,7 +128,7 @@ class GlobalMHRABlock(nn.Module):
         layer_scale: None or the initial value of γ₁, γ₂, each shaped (C,).
         spatial_dims: 2 for images, 3 for clips.
 
-    Shapes: (B, C, *spatial) -> (B, C, *spatial).
+    Shapes: (B, C, H, W) or (B, C, T, H, W) -> the same.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
@@ -163,7 +163,7 @@ class ConvPatchEmbed(nn.Module):
     UniFormer's stem (4×4, stride 4) and its downsampling between stages (2×2, stride 2); for clips
     the stem is (3, 4, 4) with stride (2, 4, 4) and temporal padding 1, the others (1, 2, 2).
 
-    Shapes: (B, C_in, *spatial) -> (B, C_out, *spatial / stride).
+    Shapes: (B, C_in, S₁, …, S_d) -> (B, C_out, S₁/stride₁, …, S_d/stride_d).
     """
 
     def __init__(self, in_chans: int, embed_dim: int, kernel_size, stride, padding=0, spatial_dims: int = 2):

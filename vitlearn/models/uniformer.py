@@ -136,7 +136,7 @@ class UniFormer(nn.Module):
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
-        """Map (B, C₄, *spatial) -> logits (B, classes); pooled features (B, C₄) with ``pre_logits``.
+        """Map (B, C₄, [T,] H, W) -> logits (B, classes); pooled features (B, C₄) with ``pre_logits``.
         Token-labeling models in train mode return (logits, per-token logits (B, N, classes))."""
         tokens = rearrange(x, "b c ... -> b (...) c")
         pooled = tokens.mean(dim=1)
