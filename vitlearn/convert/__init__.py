@@ -1,11 +1,15 @@
-"""Conversion of timm models (and their pretrained weights) into vitlearn models."""
+"""Conversion of timm models (and their pretrained weights) into vitlearn models, and of image
+UniFormer weights into video UniFormer weights (:func:`inflate_2d_to_3d`)."""
 from __future__ import annotations
 
 import torch.nn as nn
 
 from .cait import cait_from_timm
 from .swin import swin_from_timm
+from .uniformer import inflate_2d_to_3d
 from .vit import vit_from_timm
+
+__all__ = ["from_timm", "inflate_2d_to_3d"]
 
 _CONVERTERS = {
     "VisionTransformer": vit_from_timm,

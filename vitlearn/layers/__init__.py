@@ -1,7 +1,7 @@
 """Building blocks shared by the models."""
 from .attention import Attention, AttentionModule, attend
 from .class_attention import ClassAttention, ClassAttentionBlock
-from .checks import check_divisible, check_image
+from .checks import check_divisible, check_image, check_video
 from .drop_path import DropPath, drop_path
 from .helpers import to_2tuple
 from .layer_scale import LayerScale
@@ -9,6 +9,7 @@ from .lsla import LightSelfLimitedAttention, lsa_from_msa
 from .mlp import Mlp
 from .patch_embed import PatchEmbed
 from .pos_embed import sincos_2d_position_embedding
+from .uniformer import ConvBNEmbed, ConvMlp, ConvPatchEmbed, GlobalMHRABlock, LocalMHRABlock, local_affinity
 from .talking_heads import TalkingHeadsAttention, mix_heads
 from .window import (
     PatchMerging, RelativePositionBias, WindowAttention, cyclic_shift, relative_position_index,
@@ -19,5 +20,6 @@ __all__ = [
     "Attention", "AttentionModule", "attend", "ClassAttention", "ClassAttentionBlock", "TalkingHeadsAttention", "mix_heads", "check_divisible", "check_image", "DropPath",
     "drop_path", "to_2tuple", "LayerScale", "LightSelfLimitedAttention", "lsa_from_msa", "Mlp", "PatchEmbed", "sincos_2d_position_embedding", "PatchMerging", "RelativePositionBias", "WindowAttention",
     "cyclic_shift", "relative_position_index", "reverse_cyclic_shift", "shifted_window_mask", "window_partition",
-    "window_reverse",
+    "window_reverse", "check_video", "ConvBNEmbed", "ConvMlp", "ConvPatchEmbed", "GlobalMHRABlock", "LocalMHRABlock",
+    "local_affinity",
 ]
