@@ -4,6 +4,8 @@ import importlib.util
 import json
 import os
 import socket
+import subprocess
+import sys
 from unittest import mock
 from pathlib import Path
 
@@ -59,7 +61,7 @@ def test_resume_continues_exactly(tmp_path):
     kw = dict(epochs=3, batch_size=16, lr=3e-3, warmup=0.5, label_smoothing=0.1, grad_clip=1.0, seed=3,
               progress=False)
     drop = dict(drop_rate=0.1, drop_path_rate=0.1)
-    train_ds, val_ds = data(96), data(32, seed=1)
+    train_ds, val_ds = data(64), data(32, seed=1)
 
     straight = Trainer(tiny_vit(0, **drop), train_ds, val_ds, out_dir=tmp_path / "a", **kw)
     straight.fit()
@@ -123,25 +125,37 @@ def _rank_main(rank, world, port, out, batch):
     torch.save({"weights": trainer.model.state_dict(), "history": trainer.history}, Path(out) / f"rank{rank}.pt")
 
 
-def test_ddp_two_processes_equal_one_process(tmp_path):
-    """2 processes × batch 8 (gloo, CPU) == 1 process × batch 16: DDP averages the gradients of the two
-    halves of each global batch, and DistributedSampler splits the same permutation between the ranks."""
-    mp.spawn(_rank_main, args=(2, _free_port(), str(tmp_path / "ddp"), 8), nprocs=2, join=True)
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """The reference: scripts/train.py in this process, batch 16, no torch.distributed."""
+    out = tmp_path_factory.mktemp("one")
     with mock.patch.dict(os.environ):
-        _rank_main(0, 1, _free_port(), str(tmp_path / "one"), 16)
-    r0, r1 = (torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1))
-    one = torch.load(tmp_path / "one" / "rank0.pt")
+        _rank_main(0, 1, _free_port(), str(out), 16)
+    return torch.load(out / "rank0.pt")
+
+
+def assert_close_weights(ours: dict, ref: dict) -> None:
     d = TINY["embed_dim"]
-    for k in r0["weights"]:
-        assert torch.equal(r0["weights"][k], r1["weights"][k]), k          # the ranks agree exactly
-        ours, ref = r0["weights"][k], one["weights"][k]
+    for k in ref:
+        a, b = ours[k], ref[k]
         if k.endswith("attn.qkv.bias"):
             # The key bias adds the same q·b_k to every logit of a query row, which softmax removes: its
             # gradient is 0 up to rounding, and Adam's normalisation turns that rounding noise into
             # steps of size lr. So it is left out; the query and value biases are compared.
-            ours, ref = torch.cat([ours[:d], ours[2 * d:]]), torch.cat([ref[:d], ref[2 * d:]])
-        err = ((ours - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
+            a, b = torch.cat([a[:d], a[2 * d:]]), torch.cat([b[:d], b[2 * d:]])
+        err = ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
         assert err < 1e-5, f"{k}: relative error {err:.1e} between 2 processes and 1"
+
+
+def test_ddp_two_processes_equal_one_process(tmp_path, one_process):
+    """2 processes × batch 8 (gloo, CPU) == 1 process × batch 16: DDP averages the gradients of the two
+    halves of each global batch, and DistributedSampler splits the same permutation between the ranks."""
+    mp.spawn(_rank_main, args=(2, _free_port(), str(tmp_path / "ddp"), 8), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1))
+    one = one_process
+    for k in r0["weights"]:
+        assert torch.equal(r0["weights"][k], r1["weights"][k]), k          # the ranks agree exactly
+    assert_close_weights(r0["weights"], one["weights"])
     assert ((r0["weights"]["head.weight"] - tiny_vit(0, num_classes=4).head.weight).abs().max() > 1e-3)
     for a, b in zip(r0["history"], one["history"]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
@@ -150,3 +164,18 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
     assert ckpt["epoch"] == 2 and len(ckpt["rng"]) == 2 and ckpt["config"]["world_size"] == 2
     assert all(torch.equal(ckpt["model"][k], r0["weights"][k]) for k in ckpt["model"])
+
+
+def test_torchrun_runs_the_script_unchanged(tmp_path, one_process):
+    """The real launcher with the c10d rendezvous (the multi-node path, here on one host): its
+    checkpoint holds the weights of the one-process run."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--rdzv_backend", "c10d",
+           "--rdzv_endpoint", f"127.0.0.1:{_free_port()}", str(ROOT / "scripts" / "train.py"),
+           *_script_args(tmp_path), "--batch-size", "8"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ckpt["config"]["world_size"] == 2 and ckpt["epoch"] == 2
+    assert_close_weights(ckpt["model"], one_process["weights"])
+    assert "epoch 2 train_loss" not in done.stdout      # --no-progress: nothing printed per epoch
