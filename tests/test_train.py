@@ -21,6 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=4)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # One thread per process: on a loaded 2-core machine OpenMP threads spinning against other jobs
+    # slow these small models down by an order of magnitude.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def data(n=96, seed=0):
     g = torch.Generator().manual_seed(seed)
     return TensorDataset(torch.randn(n, 3, 16, 16, generator=g), torch.randint(0, 4, (n,), generator=g))
