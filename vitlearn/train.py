@@ -136,7 +136,7 @@ class Trainer:
         out_dir: if given, ``checkpoint.pt`` (after every epoch), ``log.csv`` and ``log.json`` go here.
         resume: a checkpoint path, or ``True`` for ``out_dir/checkpoint.pt`` if it exists.
         progress: show a tqdm progress bar (``tqdm.auto``: a widget in notebooks, text elsewhere).
-        num_workers, drop_last, eval_batch_size: passed on to the ``DataLoader``s.
+        num_workers, drop_last, eval_batch_size: passed on to the ``DataLoader`` objects.
         compile: ``torch.compile`` the model for training and evaluation.
         loss_fn: ``loss_fn(logits, labels)``; default cross-entropy with ``label_smoothing``.
         device: default :func:`vitlearn.get_device` (under torchrun with CUDA: ``cuda:LOCAL_RANK``).
