@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -197,8 +198,40 @@ def calibrate(benches, mode, b, min_time: float) -> int:
     return max(1, round(min_time / slowest))
 
 
-def main(argv=None) -> dict:
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} logical CPUs"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def format_tables(result: dict) -> str:
+    """The Markdown table of a run (``result`` as written to the JSON file) and its matmul-rate line."""
+    lines = ["| model | mode | batch | vitlearn /s | timm /s | vitlearn / timm (min–max) | peak MiB vitlearn / timm "
+             "| matmul share vitlearn / timm |", "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        both = "timm_per_s" in r
+        unit = "clips" if r["unit"] == "clip" else "img"
+        ratio = f"{r['ratio']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})" if both else "—"
+        timm_s = r["timm_per_s"] if both else "—"
+        timm_mem = r["timm_peak_mib"] if both else "—"
+        timm_share = f"{100 * r['timm_matmul_share']:.1f}%" if both else "—"
+        lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | {r['vitlearn_per_s']} {unit} | {timm_s} | {ratio} | "
+                     f"{r['vitlearn_peak_mib']} / {timm_mem} | {100 * r['vitlearn_matmul_share']:.1f}% / {timm_share} |")
+    mm = result["matmul"]
+    g = mm["gflops"]
+    lines.append(f"\nmatmul rate ({mm['n']}×{mm['n']} {mm['dtype'].removeprefix('torch.')} torch.mm): median "
+                 f"{mm['median_gflops']:.0f} GFLOP/s, range {min(g):.0f}–{max(g):.0f} over {len(g)} probes; "
+                 f"peak memory: {result['memory']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--show", metavar="JSON", default=None, help="print the tables of a saved run and exit")
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS, help="default: every entry of MODELS")
     ap.add_argument("--modes", nargs="+", choices=["infer", "train"], default=["infer", "train"])
     ap.add_argument("--batch-sizes", "--batch-size", nargs="+", type=int, default=[8], dest="batch_sizes")
@@ -215,6 +248,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/throughput-<device>.json)")
     args = ap.parse_args(argv)
+    if args.show:
+        result = json.loads(Path(args.show).read_text())
+        print(f"{result['command']}\n{result['date']}, {result['machine']}, {result['threads']} threads, "
+              f"torch {result['torch']}, timm {result['timm']}, vitlearn {result['vitlearn']}\n")
+        print(format_tables(result))
+        return result
 
     device = torch.device(args.device) if args.device else vitlearn.get_device()
     if args.threads:
@@ -283,20 +322,7 @@ def main(argv=None) -> dict:
             if f"{lib}_per_s" in r:
                 r[f"{lib}_matmul_share"] = round(flop_per_item * r[f"{lib}_per_s"] / (rate * 1e9), 4)
     mem = "CUDA max_memory_allocated" if device.type == "cuda" else "live tensors + resident"
-    print(f"\n| model | mode | batch | vitlearn /s | timm /s | vitlearn / timm (min–max) | peak MiB vitlearn / timm "
-          f"| matmul share vitlearn / timm |\n|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        both = "timm_per_s" in r
-        unit = "clips" if r["unit"] == "clip" else "img"
-        ratio = f"{r['ratio']} ({r['ratio_min']}–{r['ratio_max']})" if both else "—"
-        timm_s = r["timm_per_s"] if both else "—"
-        timm_mem = r["timm_peak_mib"] if both else "—"
-        timm_share = f"{100 * r['timm_matmul_share']:.1f}%" if both else "—"
-        print(f"| {r['model']} | {r['mode']} | {r['batch']} | {r['vitlearn_per_s']} {unit} | {timm_s} | {ratio} | "
-              f"{r['vitlearn_peak_mib']} / {timm_mem} | {100 * r['vitlearn_matmul_share']:.1f}% / {timm_share} |")
-    print(f"\nmatmul rate ({mm_n}×{mm_n} {str(mm_dtype).removeprefix('torch.')} torch.mm): median {rate:.0f} GFLOP/s, "
-          f"range {min(rates):.0f}–{max(rates):.0f} over {len(rates)} probes; peak memory: {mem}")
-    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     result = dict(command=" ".join(["python"] + (sys.argv if argv is None else ["benchmarks/throughput.py", *argv])),
                   date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
                   device=str(device), machine=machine, threads=torch.get_num_threads(), torch=torch.__version__,
@@ -308,6 +334,7 @@ def main(argv=None) -> dict:
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"throughput-{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n" + format_tables(result))
     print(f"\nwrote {out}")
     return result
 

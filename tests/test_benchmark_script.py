@@ -57,3 +57,5 @@ def test_throughput_script_smoke(tmp_path, capsys):
     assert result["matmul"]["median_gflops"] > 0 and len(result["matmul"]["gflops"]) == 3
     printed = capsys.readouterr()
     assert "| vit_tiny_patch16_224 | train | 1 |" in printed.out and "skip not_a_model" in printed.err
+    module.main(["--show", str(out)])                 # reprints the saved tables
+    assert "| vit_lsla_tiny | infer | 1 |" in capsys.readouterr().out
