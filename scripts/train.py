@@ -1,4 +1,4 @@
-"""Train a vitlearn model on an image folder, on one device or many (torchrun), with exact resumption.
+r"""Train a vitlearn model on an image folder, on one device or many (torchrun), with exact resumption.
 
 One GPU or the CPU:
 
