@@ -24,7 +24,7 @@ max|Δ| / max|official logit|; "train": TL models in train mode, the larger of t
     uniformer_base_ls         plain uniformer_base_ls        224²         2.2e-15  -
     uniformer_large_ls        TL uniformer_large_ls          224²         5.2e-15  1.5e-14
     uniformer_small+TL        TL uniformer_small (hd 32)     224²         1.8e-15  1.8e-14
-    uniformer_small_plus+TL   TL uniformer_small_plus        64²          4.5e-16  1.4e-14
+    uniformer_small_plus+TL   TL uniformer_small_plus        224²         4.4e-16  2.4e-14
     uniformer_base+TL         TL uniformer_base (hd 32)      64²          3.7e-15  1.6e-14
     uniformer_small_video     video Uniformer(cfg) S         8×128²       2.3e-15  -
     uniformer_base_video      video Uniformer(cfg) B         8×128²       3.3e-15  -
