@@ -57,6 +57,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     No decay for: biases and every other 1-D parameter (norm weights, LayerScale γ), position
     embeddings and class tokens, relative-position and scale tables (names ending in ``_table``), and
     any name listed by the model's own ``no_weight_decay()`` (the timm convention).
+
+    Names are matched as substrings, so UniFormer's and other convolutional position encodings
+    (``blocks1.0.pos_embed.weight``, a depthwise conv kernel) are not decayed either: our reading of
+    "no decay on position embeddings". The official UniFormer training matches names exactly and does
+    decay them; pass such a model's own groups to the optimizer to reproduce it.
     """
     extra = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     decay, no_decay = [], []
