@@ -6,7 +6,10 @@ import torch.nn as nn
 from .cait import cait_from_timm
 from .maxvit import maxvit_from_timm
 from .swin import swin_from_timm
+from .uniformer import inflate_2d_to_3d
 from .vit import vit_from_timm
+
+__all__ = ["from_timm", "inflate_2d_to_3d"]
 
 _CONVERTERS = {
     "VisionTransformer": vit_from_timm,

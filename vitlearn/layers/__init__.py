@@ -1,7 +1,7 @@
 """Building blocks shared by the models."""
 from .attention import Attention, AttentionModule, attend
 from .class_attention import ClassAttention, ClassAttentionBlock
-from .checks import check_divisible, check_image
+from .checks import check_divisible, check_image, check_video
 from .drop_path import DropPath, drop_path
 from .helpers import to_2tuple
 from .layer_scale import LayerScale
@@ -11,6 +11,7 @@ from .lsla import LightSelfLimitedAttention, lsa_from_msa
 from .mlp import Mlp
 from .patch_embed import PatchEmbed
 from .pos_embed import sincos_2d_position_embedding
+from .uniformer import ConvBNEmbed, ConvMlp, ConvPatchEmbed, GlobalMHRABlock, LocalMHRABlock, local_affinity
 from .talking_heads import TalkingHeadsAttention, mix_heads
 from .window import (
     PatchMerging, block_partition, block_reverse, grid_partition, grid_reverse, RelativePositionBias, WindowAttention, cyclic_shift, relative_position_index,
@@ -22,5 +23,6 @@ __all__ = [
     "drop_path", "to_2tuple", "LayerScale", "LightSelfLimitedAttention", "lsa_from_msa", "Mlp", "PatchEmbed", "sincos_2d_position_embedding", "PatchMerging", "RelativePositionBias", "WindowAttention",
     "cyclic_shift", "relative_position_index", "reverse_cyclic_shift", "shifted_window_mask", "window_partition",
     "window_reverse", "block_partition", "block_reverse", "grid_partition", "grid_reverse", "MBConv", "PoolShortcut",
-    "SqueezeExcite", "PartitionAttention",
+    "SqueezeExcite", "PartitionAttention", "check_video", "ConvBNEmbed", "ConvMlp", "ConvPatchEmbed", "GlobalMHRABlock",
+    "LocalMHRABlock", "local_affinity",
 ]

@@ -22,6 +22,23 @@ def check_image(x: torch.Tensor, in_chans: int, who: str) -> None:
         )
 
 
+def check_video(x: torch.Tensor, in_chans: int, who: str) -> None:
+    """Checks that ``x`` is a floating-point batch of clips shaped (B, in_chans, T, H, W), T >= 1."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{who} expects a floating-point clip tensor, got dtype {x.dtype}; convert it first, e.g. x.float() / 255")
+    if x.ndim != 5:
+        raise ValueError(f"{who} expects clips shaped (B, C, T, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(
+            f"{who} expects {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)}); "
+            f"clips must be (B, {in_chans}, T, H, W)"
+        )
+    if x.shape[2] < 1:
+        raise ValueError(f"{who} expects at least 1 frame (T >= 1), got shape {tuple(x.shape)}")
+
+
 def check_divisible(size: tuple[int, int], by: int, what: str, who: str) -> None:
     """Checks that both sides of ``size`` are multiples of ``by``."""
     h, w = size
