@@ -3,8 +3,9 @@
     python scripts/compare_families.py                     # default scale: the book's run (about 10 min, 2 cores)
     python scripts/compare_families.py --smoke --out /tmp/smoke.json   # seconds: the test's scale
 
-**Families** (``FAMILIES``): one small configuration each, all at 16×16 input with 4×4 patches (4×4
-tokens), width 32, four attention blocks, built by ``vitlearn.create_model(name, **config)``.
+**Families** (``FAMILIES``): one small configuration each, all on 16×16 images, 4×4 tokens after a
+stride-4 embedding (UniFormer and MaxViT, which downsample by 32, see the image enlarged 4×), width
+32, four attention blocks, built by ``vitlearn.create_model(name, **config)``.
 Adding a family is one line, ``"Name": ("registered_variant", {overrides})``; the chapter's table
 and figures are drawn from the results file, so the new row appears after a re-run.
 ``CONTROLS`` holds models that are not a family but make a point: "Windows only" is Swin's first
@@ -53,15 +54,30 @@ from vitlearn.train import evaluate, train_classifier
 
 IMG = 16
 
-# name -> (registered variant, overrides). Same width (32), depth (4 attention blocks) and token grid.
-FAMILIES: dict[str, tuple[str, dict]] = {
+# name -> (registered variant, overrides[, input scale]). Width 32 (16 in MaxViT's first stages), four
+# attention blocks (UniFormer: 2 local + 2 global; MaxViT: 4 blocks of MBConv + block + grid attention).
+# UniFormer and MaxViT downsample by 32 in four stages, so they see the 16x16 image enlarged 4x
+# (nearest neighbour: the same pixels, each a 4x4 block) and their last maps are 2x2, as the others'.
+FAMILIES: dict[str, tuple] = {
     "ViT": ("vit_tiny_patch16_224", dict(patch_size=4, embed_dim=32, depth=4, num_heads=2)),
     "CaiT": ("cait_xxs24_224", dict(patch_size=4, embed_dim=32, depth=2, num_heads=2, init_values=0.1)),  # + 2 class-attention blocks
     "Swin": ("swin_tiny_patch4_window7_224", dict(embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=2)),
     "ViT-LSLA": ("vit_lsla_tiny", dict(embed_dim=32, depths=(2, 2), num_heads=(2, 4), window_size=2)),
-    # "UniFormer": ("<variant>", dict(...)),   # one line each when the families land
-    # "MaxViT": ("<variant>", dict(...)),
+    "UniFormer": ("uniformer_small", dict(depths=(1, 1, 1, 1), embed_dims=(32, 32, 32, 32), head_dim=16), 4),
+    "MaxViT": ("maxvit_tiny_tf_224", dict(stem_width=8, dims=(16, 16, 32, 32), depths=(1, 1, 1, 1), head_dim=16,
+                                          window_size=2, grid_size=2, expand_ratio=2.0), 4),
 }
+
+
+class Enlarged(torch.nn.Module):
+    """``model`` applied to the input enlarged ``scale`` times by nearest-neighbour repetition."""
+
+    def __init__(self, model: torch.nn.Module, scale: int):
+        super().__init__()
+        self.model, self.scale = model, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest"))
 
 
 def windows_only(model: torch.nn.Module) -> torch.nn.Module:
@@ -82,15 +98,15 @@ CONTROLS: dict[str, tuple[str, dict, callable]] = {
 def make_task(name: str, smoke: bool):
     if name == "digits":
         tr, va = data.DigitsDataset("train", size=IMG), data.DigitsDataset("val", size=IMG)
-        epochs, desc = 12, "DigitsDataset(size=16): scikit-learn's digits upsampled, seeded 80/20 split"
+        epochs, desc = 10, "DigitsDataset(size=16): scikit-learn's digits upsampled, seeded 80/20 split"
     elif name == "photos":
         tr = data.PhotoCropsDataset("train", size=IMG, per_class=200)
         va = data.PhotoCropsDataset("val", size=IMG, per_class=50)
-        epochs, desc = 12, ("PhotoCropsDataset(size=16): which of 6 scikit-image photographs; crops with flips and "
+        epochs, desc = 10, ("PhotoCropsDataset(size=16): which of 6 scikit-image photographs; crops with flips and "
                             "colour jitter, 200/50 per class, validation crops from a held-out strip")
     elif name == "pair_match":
         tr, va = data.PairMatchDataset("train", n=2000), data.PairMatchDataset("val", n=1000)
-        epochs, desc = 16, ("PairMatchDataset(size=16, grid=2, num_shapes=8, kind='colours'): do two coloured 4x4 "
+        epochs, desc = 14, ("PairMatchDataset(size=16, grid=2, num_shapes=8, kind='colours'): do two coloured 4x4 "
                             "squares in two different 8x8 regions match? 2000/1000 images, balanced")
     else:
         raise ValueError(f"unknown task {name!r}; choose from {TASKS}")
@@ -108,14 +124,17 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "notebooks" / "results" / "c
 
 
 def all_models() -> dict[str, tuple]:
-    return {**{k: (*v, None) for k, v in FAMILIES.items()}, **CONTROLS}
+    """name -> (variant, overrides, input scale, function applied after building)."""
+    fams = {k: (v[0], v[1], v[2] if len(v) > 2 else 1, None) for k, v in FAMILIES.items()}
+    return {**fams, **{k: (v[0], v[1], 1, v[2]) for k, v in CONTROLS.items()}}
 
 
 def build(name: str, num_classes: int, seed: int) -> torch.nn.Module:
-    variant, config, post = all_models()[name]
+    variant, config, scale, post = all_models()[name]
     torch.manual_seed(seed)
-    model = vitlearn.create_model(variant, img_size=IMG, num_classes=num_classes, **config)
-    return post(model) if post else model
+    model = vitlearn.create_model(variant, img_size=IMG * scale, num_classes=num_classes, **config)
+    model = post(model) if post else model
+    return Enlarged(model, scale) if scale > 1 else model
 
 
 def t_interval(values: list[float], confidence: float = 0.95) -> list[float]:
@@ -191,10 +210,10 @@ def main(argv=None) -> dict:
                     "chance": max(torch.bincount(va.targets).tolist()) / len(va)}
     models = {}
     for f in families:
-        variant, config, post = all_models()[f]
+        variant, config, scale, post = all_models()[f]
         m = build(f, 10, 0)
         models[f] = {"variant": variant, "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
-                     "post": post.__name__ if post else None, "img_size": IMG,
+                     "post": post.__name__ if post else None, "img_size": IMG, "input_scale": scale,
                      "params_10_classes": vitlearn.count_parameters(m), "macs": vitlearn.count_macs(m, (3, IMG, IMG))}
     jobs = [(t, f, s, args.smoke, train_kw) for s in args.seeds for t in args.tasks for f in families]
     start = time.perf_counter()
