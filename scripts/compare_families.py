@@ -2,6 +2,7 @@
 
     python scripts/compare_families.py                     # default scale: the book's run (about 10 min, 2 cores)
     python scripts/compare_families.py --smoke --out /tmp/smoke.json   # seconds: the test's scale
+    python scripts/compare_families.py --resume            # finish an interrupted run (the file is rewritten after every row)
 
 **Families** (``FAMILIES``): one small configuration each, all on 16×16 images, 4×4 tokens after a
 stride-4 embedding (UniFormer and MaxViT, which downsample by 32, see the image enlarged 4×), width
@@ -106,7 +107,7 @@ def make_task(name: str, smoke: bool):
                             "colour jitter, 200/50 per class, validation crops from a held-out strip")
     elif name == "pair_match":
         tr, va = data.PairMatchDataset("train", n=2000), data.PairMatchDataset("val", n=1000)
-        epochs, desc = 14, ("PairMatchDataset(size=16, grid=2, num_shapes=8, kind='colours'): do two coloured 4x4 "
+        epochs, desc = 12, ("PairMatchDataset(size=16, grid=2, num_shapes=8, kind='colours'): do two coloured 4x4 "
                             "squares in two different 8x8 regions match? 2000/1000 images, balanced")
     else:
         raise ValueError(f"unknown task {name!r}; choose from {TASKS}")
@@ -193,6 +194,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--weight-decay", type=float, default=0.05)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--resume", action="store_true", help="keep the rows of an interrupted run in --out, train the rest")
     return ap.parse_args(argv)
 
 
@@ -216,28 +218,7 @@ def main(argv=None) -> dict:
                      "post": post.__name__ if post else None, "img_size": IMG, "input_scale": scale,
                      "params_10_classes": vitlearn.count_parameters(m), "macs": vitlearn.count_macs(m, (3, IMG, IMG))}
     jobs = [(t, f, s, args.smoke, train_kw) for s in args.seeds for t in args.tasks for f in families]
-    start = time.perf_counter()
-    rows = []
-
-    def report(row: dict) -> None:
-        rows.append(row)
-        print(f"{len(rows):3d}/{len(jobs)}  {row['task']:<10} {row['family']:<13} seed {row['seed']}: "
-              f"val {100 * row['final_val_acc']:5.1f} %  {row['seconds']:6.1f} s ({row['cpu_seconds']:.1f} s CPU)",
-              flush=True)
-
-    if args.jobs > 1:
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            for row in pool.imap_unordered(run_one, jobs, chunksize=1):
-                report(row)
-    else:
-        threads = torch.get_num_threads()
-        try:
-            for j in jobs:
-                report(run_one(j))
-        finally:
-            torch.set_num_threads(threads)
     order = {(j[0], j[1], j[2]): i for i, j in enumerate(jobs)}
-    rows.sort(key=lambda r: order[(r["task"], r["family"], r["seed"])])
     result = {
         "command": shlex.join(["python", "scripts/compare_families.py", *(sys.argv[1:] if argv is None else argv)]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -247,12 +228,54 @@ def main(argv=None) -> dict:
         "tasks": tasks, "models": models,
         "notes": ("final_val_acc: validation accuracy after the last epoch; ci95: Student-t 95% interval of the mean "
                   "over seeds. pair_match: any model that adds per-window evidence (e.g. 'Windows only') is right "
-                  "at most 75% of the time (see the chapter and tests/test_data.py)."),
-        "rows": rows, "summary": summarise(rows), "total_seconds": round(time.perf_counter() - start, 1),
-        "total_cpu_seconds_of_runs": round(sum(r["cpu_seconds"] for r in rows), 1),
+                  "at most 75% of the time (see the chapter and tests/test_data.py). seconds: wall time on a "
+                  "possibly shared machine; cpu_seconds: CPU time of the run's process (one thread)."),
+        "complete": False, "rows": [], "summary": {},
     }
+    rows: list[dict] = []
+    if args.resume and args.out.exists():
+        # Rows of an interrupted run with the same settings are kept; only the missing ones are trained.
+        old = json.loads(args.out.read_text())
+        same = all(old.get(k) == json.loads(json.dumps(result[k])) for k in ("training", "tasks", "models", "smoke"))
+        if not same:
+            raise ValueError(f"--resume: {args.out} was written with other settings; remove it or choose --out")
+        rows = [r for r in old["rows"] if (r["task"], r["family"], r["seed"]) in order]
+        result["resumed_from"] = {"command": old["command"], "date": old["date"], "rows": len(rows)}
+    done = {(r["task"], r["family"], r["seed"]) for r in rows}
+    todo = [j for j in jobs if (j[0], j[1], j[2]) not in done]
+    # The slowest models first, so that the processes finish together.
+    todo.sort(key=lambda j: -models[j[1]]["macs"] * tasks[j[0]]["epochs"] * tasks[j[0]]["n_train"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    start = time.perf_counter()
+
+    def write() -> None:
+        rows.sort(key=lambda r: order[(r["task"], r["family"], r["seed"])])
+        result.update(rows=rows, summary=summarise(rows), total_seconds=round(time.perf_counter() - start, 1),
+                      total_cpu_seconds_of_runs=round(sum(r["cpu_seconds"] for r in rows), 1))
+        tmp = args.out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        tmp.replace(args.out)
+
+    def report(row: dict) -> None:
+        rows.append(row)
+        write()
+        print(f"{len(rows):3d}/{len(jobs)}  {row['task']:<10} {row['family']:<13} seed {row['seed']}: "
+              f"val {100 * row['final_val_acc']:5.1f} %  {row['seconds']:6.1f} s ({row['cpu_seconds']:.1f} s CPU)",
+              flush=True)
+
+    if args.jobs > 1:
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            for row in pool.imap_unordered(run_one, todo, chunksize=1):
+                report(row)
+    else:
+        threads = torch.get_num_threads()
+        try:
+            for j in todo:
+                report(run_one(j))
+        finally:
+            torch.set_num_threads(threads)
+    result["complete"] = True
+    write()
     for task, fams in result["summary"].items():
         print(f"\n{task} (chance {tasks[task]['chance']:.2f})")
         for f, s in fams.items():
