@@ -118,3 +118,17 @@ def test_window_confined_model_is_additive_so_at_most_75_percent():
         d = logits[:, 1] - logits[:, 0]
         gap = (d[0] + d[1] - d[2] - d[3]).abs().item() / d.abs().max().item()
         assert (gap < 1e-5) if additive else (gap > 1e-3), (type(model).__name__, gap)
+
+
+def test_datasets_train_with_the_dataset_trainer():
+    """The Dataset classes plug into vitlearn.train.fit like any (image, label) dataset."""
+    import vitlearn
+    from vitlearn.train import fit
+
+    tr, va = data.PairMatchDataset("train", n=64), data.PairMatchDataset("val", n=32)
+    torch.manual_seed(0)
+    model = vitlearn.create_model("vit_tiny_patch16_224", img_size=16, patch_size=4, embed_dim=16, depth=1,
+                                  num_heads=2, num_classes=2)
+    trainer = fit(model, tr, va, epochs=1, batch_size=32, progress=False, device="cpu")
+    assert trainer.epoch == 1 and len(trainer.history) == 1
+    assert any("acc" in k for k in trainer.history[0]), trainer.history[0]
