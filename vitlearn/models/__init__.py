@@ -1,9 +1,10 @@
 """Model families; importing this module registers every variant."""
-from . import cait, swin, uniformer, vit, vit_lsla  # noqa: F401
+from . import cait, maxvit, swin, uniformer, vit, vit_lsla  # noqa: F401
 from .cait import CaiT
+from .maxvit import MaxViT
 from .swin import SwinTransformer
 from .uniformer import UniFormer
 from .vit import VisionTransformer
 from .vit_lsla import ViTLSLA
 
-__all__ = ["CaiT", "SwinTransformer", "UniFormer", "VisionTransformer", "ViTLSLA"]
+__all__ = ["CaiT", "MaxViT", "SwinTransformer", "UniFormer", "VisionTransformer", "ViTLSLA"]
