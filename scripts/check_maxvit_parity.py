@@ -9,9 +9,33 @@ same random batch; the relative error max|Δlogit| / max|logit| must stay below 
 Markdown row per model as it finishes (the tests check T-224 at full size and the other widths at a
 reduced size and depth, tests/test_maxvit.py).
 
-Measured on the 2-core CPU machine, batch 2, float32 (timm 1.0.31, torch 2.14.1):
+Columns: the float32 error; timm's own float32 logits against its float64 logits (the float32 noise
+floor of the randomised network: deep stacks with std-0.1 weights amplify rounding, chaotically for
+B and L); both models in float64. Pass: float32 below max(1e-5, 2 × that floor) and float64 below 1e-7.
 
-(table filled in from the run, see the report)
+Measured on the shared 2-core CPU machine (load 14-18), timm 1.0.31, torch 2.14.1, batch 2:
+
+Full size (default run; only these two finished in the time there was, about 4-5 min each under load):
+
+| model | img | P = G | float32 | timm fp32 vs fp64 | float64 |
+|---|---|---|---|---|---|
+| maxvit_tiny_tf_224 | 224 | 7 | 2.16e-06 | – | – |
+| maxvit_small_tf_224 | 224 | 7 | 2.38e-05 | – | – |
+
+(this first run printed only the float32 column; small's 2.4e-5 is above 1e-5, at the noise floor the
+reduced run below measures for its widths and depth.)
+
+``--img-size 64`` (real widths, heads and full depth; P = G = 2):
+
+| model | img | P = G | float32 | timm fp32 vs fp64 | float64 |
+|---|---|---|---|---|---|
+| maxvit_tiny_tf_224 | 64 | 2 | 1.82e-06 | 1.59e-06 | 3.18e-15 |
+| maxvit_small_tf_224 | 64 | 2 | 1.08e-05 | 7.11e-06 | 4.31e-14 |
+| maxvit_base_tf_224 | 64 | 2 | 1.81e-01 | 8.91e-02 | 1.27e-09 |
+| maxvit_large_tf_224 | 64 | 2 | 6.51e-01 | 6.00e-01 | 5.50e-09 |
+
+The partition sizes 12 and 16 (384, 512) and one block per stage of every width are in
+tests/test_maxvit.py (all below 1e-5 in float32).
 """
 from __future__ import annotations
 
@@ -31,18 +55,29 @@ ORDER = ["maxvit_tiny_tf_224", "maxvit_small_tf_224", "maxvit_base_tf_224", "max
          "maxvit_large_tf_512", "maxvit_xlarge_tf_512"]
 
 
-def check(name: str, batch: int, tol: float) -> tuple[float, float]:
+def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((a.double() - ref.double()).abs().max() / ref.double().abs().max()).item()
+
+
+def check(name: str, batch: int, img_size: int | None, fp64: bool) -> dict:
+    """float32 error of vitlearn against timm, timm's own float32 error against its float64 result
+    (the noise floor of the randomised network), and, with ``fp64``, the error with both in float64."""
     start = time.time()
     torch.manual_seed(0)
-    tm = randomize_(timm.create_model(name)).eval()
+    kwargs = {} if img_size is None else dict(img_size=img_size)
+    tm = randomize_(timm.create_model(name, **kwargs)).eval()
     model = vitlearn.from_timm(tm)
     x = torch.randn(batch, 3, *tm.img_size)
+    row = dict(model=name, img=tm.img_size[0], window=model.window_size[0])
     with torch.inference_mode():
         ref = tm(x)
-        del tm
-        out = model(x)
-    err = ((ref - out).abs().max() / ref.abs().max()).item()
-    return err, time.time() - start
+        row["fp32"] = _rel(model(x), ref)
+        if fp64:
+            ref64 = tm.double()(x.double())
+            row["timm_fp32_vs_fp64"] = _rel(ref, ref64)
+            row["fp64"] = _rel(model.double()(x.double()), ref64)
+    row["seconds"] = time.time() - start
+    return row
 
 
 def main(argv=None) -> int:
@@ -50,18 +85,26 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=ORDER)
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--img-size", type=int, default=None, help="override every model's input size (its P = G = img/32)")
+    ap.add_argument("--no-fp64", action="store_true", help="skip the float64 runs (they need twice the memory)")
     args = ap.parse_args(argv)
-    missing = set(args.models) - set(vitlearn.list_models("maxvit_*"))
+    missing = set(args.models) - set(vitlearn.list_models("maxvit_*")) - {"maxvit_xlarge_tf_224"}
     if missing:
         ap.error(f"not registered: {sorted(missing)}")
-    print(f"| model | img | max|Δ|/max|ref| (batch {args.batch}) | < {args.tol:.0e} | seconds |")
-    print("|---|---|---|---|---|", flush=True)
+    print(f"| model | img | P = G | float32 max|Δ|/max|ref| (batch {args.batch}) | timm float32 vs its float64 "
+          f"| float64 max|Δ|/max|ref| | seconds |")
+    print("|---|---|---|---|---|---|---|", flush=True)
     failed = 0
     for name in args.models:
-        err, secs = check(name, args.batch, args.tol)
-        ok = err < args.tol
+        r = check(name, args.batch, args.img_size, not args.no_fp64)
+        # float32 must agree to the tolerance, or to the float32 noise floor of timm itself where that is
+        # higher (deep randomised stacks amplify rounding, chaotically for B and L); float64 to 1e-7.
+        floor = r.get("timm_fp32_vs_fp64", 0.0)
+        ok = r["fp32"] < max(args.tol, 2 * floor) and r.get("fp64", 0.0) < 1e-7
         failed += not ok
-        print(f"| {name} | {name.rsplit('_', 1)[1]} | {err:.2e} | {'yes' if ok else 'NO'} | {secs:.0f} |", flush=True)
+        f64 = lambda k: f"{r[k]:.2e}" if k in r else "–"  # noqa: E731
+        print(f"| {name} | {r['img']} | {r['window']} | {r['fp32']:.2e} | {f64('timm_fp32_vs_fp64')} | {f64('fp64')} "
+              f"| {r['seconds']:.0f} |{'' if ok else ' FAIL'}", flush=True)
     return 1 if failed else 0
 
 
