@@ -11,7 +11,9 @@ reduced size and depth, tests/test_maxvit.py).
 
 Columns: the float32 error; timm's own float32 logits against its float64 logits (the float32 noise
 floor of the randomised network: deep stacks with std-0.1 weights amplify rounding, chaotically for
-B and L); both models in float64. Pass: float32 below max(1e-5, 2 × that floor) and float64 below 1e-7.
+B and L); both models in float64. Pass: the float64 error below 1e-7 where it is run (there the
+float32 column is information: where timm's own float32 logits are off by 1e-1, no implementation's
+float32 logits can match them to 1e-5), else the float32 error below ``--tol`` (1e-5).
 
 Measured on the shared 2-core CPU machine (load 14-18), timm 1.0.31, torch 2.14.1, batch 2:
 
@@ -97,10 +99,9 @@ def main(argv=None) -> int:
     failed = 0
     for name in args.models:
         r = check(name, args.batch, args.img_size, not args.no_fp64)
-        # float32 must agree to the tolerance, or to the float32 noise floor of timm itself where that is
-        # higher (deep randomised stacks amplify rounding, chaotically for B and L); float64 to 1e-7.
-        floor = r.get("timm_fp32_vs_fp64", 0.0)
-        ok = r["fp32"] < max(args.tol, 2 * floor) and r.get("fp64", 0.0) < 1e-7
+        # With the float64 run, it decides (float32 logits of deep randomised stacks are dominated by
+        # amplified rounding, timm's own included); without it, float32 must meet the tolerance.
+        ok = r["fp64"] < 1e-7 if "fp64" in r else r["fp32"] < args.tol
         failed += not ok
         f64 = lambda k: f"{r[k]:.2e}" if k in r else "–"  # noqa: E731
         print(f"| {name} | {r['img']} | {r['window']} | {r['fp32']:.2e} | {f64('timm_fp32_vs_fp64')} | {f64('fp64')} "
