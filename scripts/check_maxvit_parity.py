@@ -15,17 +15,24 @@ B and L); both models in float64. Pass: the float64 error below 1e-7 where it is
 float32 column is information: where timm's own float32 logits are off by 1e-1, no implementation's
 float32 logits can match them to 1e-5), else the float32 error below ``--tol`` (1e-5).
 
-Measured on the shared 2-core CPU machine (load 14-18), timm 1.0.31, torch 2.14.1, batch 2:
+Measured on the 2-core CPU machine (idle at the time), timm 1.0.31, torch 2.14.1, batch 2, full size:
 
-Full size (default run; only these two finished in the time there was, about 4-5 min each under load):
-
-| model | img | P = G | float32 | timm fp32 vs fp64 | float64 |
-|---|---|---|---|---|---|
-| maxvit_tiny_tf_224 | 224 | 7 | 2.16e-06 | – | – |
-| maxvit_small_tf_224 | 224 | 7 | 2.38e-05 | – | – |
-
-(this first run printed only the float32 column; small's 2.4e-5 is above 1e-5, at the noise floor the
-reduced run below measures for its widths and depth.)
+| model | img | P = G | float32 | timm fp32 vs fp64 | float64 | seconds |
+|---|---|---|---|---|---|---|
+| maxvit_tiny_tf_224 | 224 | 7 | 2.16e-06 | 1.86e-06 | 3.88e-15 | 4 |
+| maxvit_small_tf_224 | 224 | 7 | 2.38e-05 | 3.10e-05 | 6.77e-14 | 6 |
+| maxvit_base_tf_224 | 224 | 7 | 1.03e-01 | 9.27e-02 | 3.26e-11 | 10 |
+| maxvit_large_tf_224 | 224 | 7 | 1.52e-01 | 1.52e-01 | 4.83e-12 | 17 |
+| maxvit_tiny_tf_384 | 384 | 12 | 1.62e-06 | 2.05e-06 | 2.64e-15 | 7 |
+| maxvit_small_tf_384 | 384 | 12 | 3.72e-06 | 5.67e-06 | 9.86e-15 | 12 |
+| maxvit_tiny_tf_512 | 512 | 16 | 3.15e-06 | 2.40e-06 | 2.22e-15 | 14 |
+| maxvit_base_tf_384 | 384 | 12 | 2.52e-02 | 2.78e-02 | 2.93e-12 | 24 |
+| maxvit_small_tf_512 | 512 | 16 | 1.63e-05 | 2.01e-05 | 2.11e-14 | 28 |
+| maxvit_large_tf_384 | 384 | 12 | 6.17e-01 | 1.26e+00 | 4.23e-10 | 37 |
+| maxvit_base_tf_512 | 512 | 16 | 1.09e-02 | 4.24e-03 | 2.44e-12 | 49 |
+| maxvit_large_tf_512 | 512 | 16 | 1.11e-01 | 1.12e-01 | 5.03e-12 | 74 |
+| maxvit_xlarge_tf_384 | 384 | 12 | 1.06e+00 | 1.16e+00 | 1.21e-09 | 74 |
+| maxvit_xlarge_tf_512 | 512 | 16 | 1.24e+00 | 1.06e+00 | 3.56e-11 | 126 |
 
 ``--img-size 64`` (real widths, heads and full depth; P = G = 2):
 
