@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from .cait import cait_from_timm
+from .maxvit import maxvit_from_timm
 from .swin import swin_from_timm
 from .vit import vit_from_timm
 
@@ -11,6 +12,7 @@ _CONVERTERS = {
     "VisionTransformer": vit_from_timm,
     "SwinTransformer": swin_from_timm,
     "Cait": cait_from_timm,
+    "MaxxVit": maxvit_from_timm,
 }
 
 

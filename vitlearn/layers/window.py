@@ -5,8 +5,11 @@ window independently, so its cost grows with H·W·M² instead of (H·W)². The 
 independent of Swin's block layout, so that other windowed models can reuse them:
 
 - :func:`window_partition` / :func:`window_reverse`: map <-> batch of windows of tokens.
+- :func:`block_partition` / :func:`grid_partition` and their reverses: MaxViT's two partitions, a
+  block of contiguous P×P windows (the windows above) and a G×G grid of tokens spaced H/G apart.
 - :func:`relative_position_index` and :class:`RelativePositionBias`: a learned bias per head for
-  each relative offset (Δrow, Δcol) between a query and a key of the same window;
+  each relative offset (Δrow, Δcol) between a query and a key of the same window (query − key as
+  in Swin, or key − query as in MaxViT);
   :func:`add_relative_position_table` registers further tables of that structure (ViT-LSLA).
 - :func:`cyclic_shift` / :func:`reverse_cyclic_shift` and :func:`shifted_window_mask`: Swin's
   shifted windows, which let information cross window borders at the cost of a roll and a mask.
@@ -32,8 +35,8 @@ MASK_VALUE = -100.0
 def _check_tiles(h: int, w: int, window: tuple[int, int], who: str) -> None:
     if h % window[0] or w % window[1]:
         raise ValueError(
-            f"{who}: a {h}x{w} feature map cannot be cut into {window[0]}x{window[1]} windows; "
-            f"both sides must be multiples of the window"
+            f"{who}: a {h}x{w} feature map cannot be cut into {window[0]}x{window[1]} windows or grids; "
+            f"both sides must be multiples of the window (grid) size"
         )
 
 
@@ -55,15 +58,56 @@ def window_reverse(windows: torch.Tensor, window: int | tuple[int, int], H: int,
     return rearrange(windows, "(b nh nw) (mh mw) c -> b (nh mh) (nw mw) c", nh=H // mh, nw=W // mw, mh=mh, mw=mw)
 
 
-def relative_position_index(window: int | tuple[int, int], device=None) -> torch.Tensor:
+def block_partition(x: torch.Tensor, block: int | tuple[int, int]) -> torch.Tensor:
+    """MaxViT's block partition: contiguous P×P windows, exactly :func:`window_partition`.
+
+    Shapes: (B, H, W, C) -> (B · (H/Ph)(W/Pw), Ph · Pw, C).
+    """
+    return window_partition(x, block)
+
+
+def block_reverse(blocks: torch.Tensor, block: int | tuple[int, int], H: int, W: int) -> torch.Tensor:
+    """Inverse of :func:`block_partition`. Shapes: (B · nW, Ph · Pw, C) -> (B, H, W, C)."""
+    return window_reverse(blocks, block, H, W)
+
+
+def grid_partition(x: torch.Tensor, grid: int | tuple[int, int]) -> torch.Tensor:
+    """MaxViT's grid partition: G×G groups of tokens spaced (H/G, W/G) apart, i.e. a dilated window.
+
+    Token (i, j) goes to group (i mod H/G, j mod W/G), at position (i div H/G, j div W/G) inside it,
+    so each group is a coarse G×G sampling of the whole map. Groups are ordered by image, then group
+    row, then group column, and each is flattened row by row, as in :func:`window_partition`.
+
+    Shapes: (B, H, W, C) -> (B · (H/Gh)(W/Gw), Gh · Gw, C).
+    """
+    gh, gw = to_2tuple(grid)
+    _check_tiles(x.shape[1], x.shape[2], (gh, gw), "grid_partition")
+    return rearrange(x, "b (gh nh) (gw nw) c -> (b nh nw) (gh gw) c", gh=gh, gw=gw)
+
+
+def grid_reverse(groups: torch.Tensor, grid: int | tuple[int, int], H: int, W: int) -> torch.Tensor:
+    """Inverse of :func:`grid_partition`. Shapes: (B · nG, Gh · Gw, C) -> (B, H, W, C)."""
+    gh, gw = to_2tuple(grid)
+    _check_tiles(H, W, (gh, gw), "grid_reverse")
+    return rearrange(groups, "(b nh nw) (gh gw) c -> b (gh nh) (gw nw) c", nh=H // gh, nw=W // gw, gh=gh, gw=gw)
+
+
+OFFSETS = ("query-key", "key-query")
+
+
+def relative_position_index(window: int | tuple[int, int], device=None, offset: str = "query-key") -> torch.Tensor:
     """Index into a table of (2Mh−1)(2Mw−1) relative offsets, for every (query, key) pair of a window.
 
     With Δ = query − key (row and column, each in [−(M−1), M−1]) the index is
     (Δrow + Mh − 1)(2Mw − 1) + (Δcol + Mw − 1): offsets are shifted to start at 0 and read row-major.
     Pairs with the same offset share an entry, which is what makes the bias translation invariant.
+    ``offset="key-query"`` uses Δ = key − query instead (MaxViT's convention); the two tables hold
+    the same information, one the other flipped along both offset axes.
 
     Shape: (Mh · Mw, Mh · Mw), dtype long; tokens are numbered row by row, as in :func:`window_partition`.
     """
+    if offset not in OFFSETS:
+        raise ValueError(f"relative_position_index: offset must be one of {OFFSETS}, got {offset!r}")
     mh, mw = to_2tuple(window)
     rows, cols = torch.meshgrid(
         torch.arange(mh, device=device), torch.arange(mw, device=device), indexing="ij"
@@ -71,11 +115,14 @@ def relative_position_index(window: int | tuple[int, int], device=None) -> torch
     rows, cols = rows.flatten(), cols.flatten()
     d_row = rows[:, None] - rows[None, :]  # (query, key)
     d_col = cols[:, None] - cols[None, :]
+    if offset == "key-query":
+        d_row, d_col = -d_row, -d_col
     return (d_row + mh - 1) * (2 * mw - 1) + (d_col + mw - 1)
 
 
 def add_relative_position_table(
-    module: nn.Module, name: str, window: int | tuple[int, int], num_heads: int, fill: float | None = None
+    module: nn.Module, name: str, window: int | tuple[int, int], num_heads: int, fill: float | None = None,
+    offset: str = "query-key",
 ) -> None:
     """Registers on ``module`` a learned table ``name`` ((2Mh−1)(2Mw−1), heads), one entry per relative
     offset and head, and, if not there yet, the non-persistent buffer ``relative_position_index``
@@ -83,7 +130,8 @@ def add_relative_position_table(
 
     The table is trunc-normal with std 0.02 (Swin's bias init) when ``fill`` is None, else the
     constant ``fill``. The index follows from the window size, so it is not saved in checkpoints but
-    is still moved by ``.to()``.
+    is still moved by ``.to()``. ``offset`` is the convention of the index (see
+    :func:`relative_position_index`).
     """
     mh, mw = to_2tuple(window)
     table = nn.Parameter(torch.zeros((2 * mh - 1) * (2 * mw - 1), num_heads))
@@ -94,13 +142,15 @@ def add_relative_position_table(
     module.register_parameter(name, table)
     index = getattr(module, "relative_position_index", None)
     if index is None:
-        module.register_buffer("relative_position_index", relative_position_index((mh, mw)), persistent=False)
+        index = relative_position_index((mh, mw), offset=offset)
+        module.register_buffer("relative_position_index", index, persistent=False)
     elif index.shape != (mh * mw, mh * mw):
         raise ValueError(f"add_relative_position_table: {name} is for {mh}x{mw} windows, but the module's "
                          f"relative_position_index is for {index.shape[0]} tokens")
 
 
-def add_relative_position_bias(module: nn.Module, window: int | tuple[int, int], num_heads: int) -> None:
+def add_relative_position_bias(module: nn.Module, window: int | tuple[int, int], num_heads: int,
+                               offset: str = "query-key") -> None:
     """Registers on ``module`` the learned table ``relative_position_bias_table`` ((2Mh−1)(2Mw−1), heads),
     trunc-normal with std 0.02, and the non-persistent buffer ``relative_position_index``
     (see :func:`add_relative_position_table`).
@@ -108,7 +158,7 @@ def add_relative_position_bias(module: nn.Module, window: int | tuple[int, int],
     Registering on the caller (not on a child module) keeps Swin's checkpoint key names,
     ``...attn.relative_position_bias_table``.
     """
-    add_relative_position_table(module, "relative_position_bias_table", window, num_heads)
+    add_relative_position_table(module, "relative_position_bias_table", window, num_heads, offset=offset)
 
 
 def repeat_over_images(t: torch.Tensor, batch_windows: int) -> torch.Tensor:
@@ -139,17 +189,18 @@ class RelativePositionBias(nn.Module):
     Shape of the output: (heads, Mh · Mw, Mh · Mw).
     """
 
-    def __init__(self, window: int | tuple[int, int], num_heads: int):
+    def __init__(self, window: int | tuple[int, int], num_heads: int, offset: str = "query-key"):
         super().__init__()
         self.window = to_2tuple(window)
         self.num_heads = num_heads
-        add_relative_position_bias(self, self.window, num_heads)
+        self.offset = offset
+        add_relative_position_bias(self, self.window, num_heads, offset=offset)
 
     def forward(self) -> torch.Tensor:
         return relative_position_bias(self.relative_position_bias_table, self.relative_position_index)
 
     def extra_repr(self) -> str:
-        return f"window={self.window}, num_heads={self.num_heads}"
+        return f"window={self.window}, num_heads={self.num_heads}, offset={self.offset!r}"
 
 
 def cyclic_shift(x: torch.Tensor, shift: int | tuple[int, int]) -> torch.Tensor:
@@ -201,7 +252,8 @@ class WindowAttention(Attention):
     additive term. B is the relative position bias (the table and index of
     :func:`add_relative_position_bias`, registered on this module as in Swin), the mask (nW, N, N) is
     :func:`shifted_window_mask` for shifted windows. Bias and mask are summed into one additive term
-    so that :func:`attend` can hand them to the fused kernel.
+    so that :func:`attend` can hand them to the fused kernel. ``offset`` selects the convention of
+    the bias index (:func:`relative_position_index`).
 
     Shapes: x (B · nW, N, dim) with N = Mh · Mw, mask (nW, N, N) or None -> (B · nW, N, dim).
     """
@@ -215,10 +267,11 @@ class WindowAttention(Attention):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         fused: bool = True,
+        offset: str = "query-key",
     ):
         super().__init__(dim, num_heads, qkv_bias, attn_drop, proj_drop, fused)
         self.window = to_2tuple(window)
-        add_relative_position_bias(self, self.window, num_heads)
+        add_relative_position_bias(self, self.window, num_heads, offset=offset)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         # (heads, N, N), the same for every window
