@@ -49,3 +49,21 @@ def test_bad_sizes_name_the_constraint():
         multiaxis_visible_keys(12, 12, 4, 5, 0, 0)
     with pytest.raises(ValueError, match="kind"):
         multiaxis_visible_keys(8, 8, 4, 4, 0, 0, "shifted")
+
+
+@pytest.mark.parametrize("partition", ["block", "grid"])
+def test_partition_query_map_lands_on_the_visible_keys(partition):
+    from vitlearn.layers import PartitionAttention
+    from vitlearn.viz_multiaxis import partition_query_map
+    import vitlearn
+
+    layer = PartitionAttention(8, 2, 4, partition).eval()
+    x = torch.randn(2, 8, 12, 8)
+    with torch.no_grad(), vitlearn.record_attention(layer) as maps:
+        layer(x)
+    attn = maps[""]
+    heat = partition_query_map(attn, 8, 12, 4, partition, 5, 6, image=1)
+    assert abs(heat.sum().item() - 1) < 1e-5
+    assert torch.equal(heat > 0, multiaxis_visible_keys(8, 12, 4, 4, 5, 6, partition))
+    other = partition_query_map(attn, 8, 12, 4, partition, 5, 6, image=0)
+    assert not torch.allclose(heat, other)          # image index selects another image's groups

@@ -90,3 +90,28 @@ def multiaxis_explorer(H: int = 16, W: int = 16):
         P=widgets.Dropdown(options=sizes, value=default, description="P (block)"),
         G=widgets.Dropdown(options=sizes, value=default, description="G (grid)"),
     )
+
+
+def partition_query_map(attn: torch.Tensor, H: int, W: int, size: int, partition: str, row: int, col: int,
+                        image: int = 0) -> torch.Tensor:
+    """Places the recorded attention of the query at (row, col) back on the H×W map.
+
+    ``attn`` is what :func:`vitlearn.record_attention` records for a
+    :class:`~vitlearn.layers.PartitionAttention` layer, (B · groups, heads, S², S²) with S = ``size``
+    (P for ``partition="block"``, G for ``"grid"``); the heads are averaged. Returns (H, W): the
+    query's weights on the keys of its group, zero elsewhere (each row sums to 1).
+    """
+    from .layers.window import block_partition, block_reverse, grid_partition, grid_reverse
+
+    split, merge = {"block": (block_partition, block_reverse), "grid": (grid_partition, grid_reverse)}[partition]
+    _check(H, W, size if partition == "block" else 1, size if partition == "grid" else 1)
+    groups = split(torch.arange(H * W).reshape(1, H, W, 1), size)[..., 0]     # (groups, S²) token indices
+    n_groups, group_len = groups.shape
+    if attn.shape[0] % n_groups or attn.shape[-1] != group_len:
+        raise ValueError(f"partition_query_map: attention of shape {tuple(attn.shape)} does not fit {n_groups} "
+                         f"{partition} groups of {group_len} tokens on a {H}x{W} map")
+    g, pos = (groups == row * W + col).nonzero()[0].tolist()
+    weights = attn[image * n_groups + g].float().mean(0)[pos]                 # (S²,)
+    canvas = torch.zeros(n_groups, group_len, 1, dtype=weights.dtype, device=weights.device)
+    canvas[g, :, 0] = weights
+    return merge(canvas, size, H, W)[0, :, :, 0]
