@@ -9,6 +9,9 @@ import vitlearn
 # A small configuration per family, for the checks that run real arithmetic on the CPU.
 SMALL = {
     "cait": ("cait_xxs24_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)),
+    # img 64: partitions of 2 (stage maps 16, 8, 4, 2); widths multiples of the head dimension 32
+    "maxvit": ("maxvit_tiny_tf_224", dict(img_size=64, stem_width=16, dims=(32, 32, 64, 64), depths=(1, 1, 1, 1),
+                                          num_classes=5)),
     "swin": ("swin_tiny_patch4_window7_224", dict(img_size=32, patch_size=2, embed_dim=16, depths=(2, 2),
                                                    num_heads=(1, 2), window_size=4, num_classes=5)),
     "vit": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)),
@@ -42,7 +45,8 @@ def test_registry_lookup_and_errors():
 
 
 def _input_size(model):
-    return (2, model.patch_embed.in_chans, *model.patch_embed.img_size)
+    embed = getattr(model, "patch_embed", model)  # models without a patch embedding (MaxViT's conv stem) keep the sizes
+    return (2, embed.in_chans, *embed.img_size)
 
 
 @pytest.mark.parametrize("name", vitlearn.list_models())
