@@ -277,3 +277,18 @@ def test_gelu_and_padding_matter_for_parity():
             assert rel_err(ref, model(x)) > 10 * TOL
             model = vitlearn.from_timm(tm)
         assert rel_err(ref, model(x)) < TOL
+
+
+def test_fused_cpu_kernels_and_the_plain_fallback_compute_the_same_function():
+    from vitlearn.layers import fused
+
+    model = randomize_(vitlearn.create_model("maxvit_tiny_tf_224", img_size=64, depths=(1, 2, 1, 1))).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert fused.use_onednn(x) == fused.AVAILABLE
+        out = model(x)
+    ref = model(x)  # gradients on: the plain PyTorch path (folded BatchNorm, no oneDNN)
+    assert ref.requires_grad
+    assert rel_err(ref.detach(), out) < 1e-6
+    ref.sum().backward()  # and it is differentiable through the folding
+    assert model.stages[0].blocks[0].conv.norm1.weight.grad is not None

@@ -1,4 +1,5 @@
 """Building blocks shared by the models."""
+from . import fused  # noqa: F401
 from .attention import Attention, AttentionModule, attend
 from .class_attention import ClassAttention, ClassAttentionBlock
 from .checks import check_divisible, check_image

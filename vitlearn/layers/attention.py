@@ -37,6 +37,7 @@ def attend(
     module: AttentionModule | None = None,
     post_softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
     pre_softmax: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    fused: bool | None = None,
 ) -> torch.Tensor:
     """post(softmax(pre(scale · q kᵀ + bias))) v, over the last two axes (pre and post are the identity by default).
 
@@ -51,9 +52,11 @@ def attend(
     The fused kernel is used when ``module.fused`` is set, ``scale`` is a float, there is no
     ``pre_softmax`` or ``post_softmax`` and no recorder is attached; otherwise the weights are formed explicitly and the
     recorder receives the final ones, those that multiply v (after ``post_softmax``, before dropout).
+    ``fused``, if given, overrides ``module.fused`` for this call.
     """
     recorder = module.recorder if module is not None else None
-    fused = module.fused if module is not None else True
+    if fused is None:
+        fused = module.fused if module is not None else True
     plain = post_softmax is None and pre_softmax is None
     if fused and recorder is None and plain and not isinstance(scale, torch.Tensor):
         if bias is not None:

@@ -10,8 +10,9 @@ the last axis, and the depthwise convolution sees a channels-last (``torch.chann
 Weights keep ``nn.Conv2d`` / ``nn.BatchNorm2d`` shapes, so checkpoints of NCHW implementations load.
 
 In eval mode each BatchNorm is folded into the convolution next to it (exact: an affine map of a
-linear map is linear), which removes three passes over the widest tensors; in training mode the
-BatchNorms run as they are, with batch statistics and running-average updates.
+linear map is linear), which removes three passes over the widest tensors, and the GELUs ride on the
+convolutions (:mod:`vitlearn.layers.fused`); in training mode the BatchNorms run as they are, with
+batch statistics and running-average updates.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from . import fused
 from .drop_path import DropPath
 
 
@@ -131,11 +133,12 @@ class MBConv(nn.Module):
         self.conv3_1x1 = nn.Conv2d(mid, out_dim, 1)
         self.drop_path = DropPath(drop_path)
 
-    def _depthwise(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def _depthwise(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                   gelu: str | None = None) -> torch.Tensor:
         padding = 1
         if self.stride == 2 and self.tf_padding:
             x, padding = tf_same_pad(x, 3, 2), 0
-        x = F.conv2d(x.permute(0, 3, 1, 2), weight, bias, self.stride, padding, groups=weight.shape[0])
+        x = fused.conv2d(x.permute(0, 3, 1, 2), weight, bias, self.stride, padding, weight.shape[0], gelu)
         return x.permute(0, 2, 3, 1)
 
     def _residual_train(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,12 +153,10 @@ class MBConv(nn.Module):
         s0, t0 = bn_scale_shift(self.pre_norm)
         s1, t1 = bn_scale_shift(self.norm1)
         w1 = self.conv1_1x1.weight.flatten(1)
-        x = F.linear(x, s1[:, None] * w1 * s0, s1 * (w1 @ t0) + t1)
-        x = F.gelu(x, approximate=self.gelu_approximate)
+        x = fused.linear(x, s1[:, None] * w1 * s0, s1 * (w1 @ t0) + t1, gelu=self.gelu_approximate)
         # depthwise conv -> BN2: scale each filter, the shift becomes its bias (padding is on the input).
         s2, t2 = bn_scale_shift(self.norm2)
-        x = F.gelu(self._depthwise(x, self.conv2_kxk.weight * s2[:, None, None, None], t2),
-                   approximate=self.gelu_approximate)
+        x = self._depthwise(x, self.conv2_kxk.weight * s2[:, None, None, None], t2, gelu=self.gelu_approximate)
         # the SE gate scales conv3's input channels per image: fold it into a per-image weight.
         gate = self.se.gate(x)  # (B, mid)
         w3 = self.conv3_1x1.weight.flatten(1)  # (out, mid)

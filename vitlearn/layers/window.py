@@ -71,6 +71,11 @@ def block_reverse(blocks: torch.Tensor, block: int | tuple[int, int], H: int, W:
     return window_reverse(blocks, block, H, W)
 
 
+# Where the token at position (ph, pw) of partition (nh, nw) sits in the map, as einops axes: in a
+# block the rows are nh·Ph + ph (contiguous windows), in a grid ph·(H/Gh) + nh (tokens H/G apart).
+PARTITION_LAYOUTS = {"block": "b (nh ph) (nw pw)", "grid": "b (ph nh) (pw nw)"}
+
+
 def grid_partition(x: torch.Tensor, grid: int | tuple[int, int]) -> torch.Tensor:
     """MaxViT's grid partition: G×G groups of tokens spaced (H/G, W/G) apart, i.e. a dilated window.
 
@@ -82,14 +87,15 @@ def grid_partition(x: torch.Tensor, grid: int | tuple[int, int]) -> torch.Tensor
     """
     gh, gw = to_2tuple(grid)
     _check_tiles(x.shape[1], x.shape[2], (gh, gw), "grid_partition")
-    return rearrange(x, "b (gh nh) (gw nw) c -> (b nh nw) (gh gw) c", gh=gh, gw=gw)
+    return rearrange(x, f"{PARTITION_LAYOUTS['grid']} c -> (b nh nw) (ph pw) c", ph=gh, pw=gw)
 
 
 def grid_reverse(groups: torch.Tensor, grid: int | tuple[int, int], H: int, W: int) -> torch.Tensor:
     """Inverse of :func:`grid_partition`. Shapes: (B · nG, Gh · Gw, C) -> (B, H, W, C)."""
     gh, gw = to_2tuple(grid)
     _check_tiles(H, W, (gh, gw), "grid_reverse")
-    return rearrange(groups, "(b nh nw) (gh gw) c -> b (gh nh) (gw nw) c", nh=H // gh, nw=W // gw, gh=gh, gw=gw)
+    return rearrange(groups, f"(b nh nw) (ph pw) c -> {PARTITION_LAYOUTS['grid']} c", nh=H // gh, nw=W // gw,
+                     ph=gh, pw=gw)
 
 
 OFFSETS = ("query-key", "key-query")

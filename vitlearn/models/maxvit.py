@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..layers import DropPath, Mlp, check_image
+from ..layers import DropPath, Mlp, check_image, fused
 from ..layers.helpers import init_linear_, to_2tuple
 from ..layers.mbconv import MBConv, bn_scale_shift, tf_same_pad
 from ..layers.multi_axis import PartitionAttention
@@ -60,11 +60,13 @@ class Stem(nn.Module):
             x, padding = tf_same_pad(x, 3, 2), 0
         x = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         if self.training:
-            x = self.norm1(F.conv2d(x, self.conv1.weight, self.conv1.bias, 2, padding))
+            x = F.gelu(self.norm1(F.conv2d(x, self.conv1.weight, self.conv1.bias, 2, padding)),
+                       approximate=self.gelu_approximate)
         else:
             scale, shift = bn_scale_shift(self.norm1)
-            x = F.conv2d(x, self.conv1.weight * scale[:, None, None, None], scale * self.conv1.bias + shift, 2, padding)
-        x = self.conv2(F.gelu(x, approximate=self.gelu_approximate))
+            x = fused.conv2d(x, self.conv1.weight * scale[:, None, None, None], scale * self.conv1.bias + shift, 2,
+                             padding, gelu=self.gelu_approximate)
+        x = fused.conv2d(x, self.conv2.weight, self.conv2.bias, 1, 1)
         return x.permute(0, 2, 3, 1)
 
 
@@ -78,6 +80,7 @@ class AttentionUnit(nn.Module):
                  drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-5,
                  gelu_approximate: str = "tanh"):
         super().__init__()
+        self.gelu_approximate = gelu_approximate
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = PartitionAttention(dim, num_heads, size, partition, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path1 = DropPath(drop_path)
@@ -86,8 +89,14 @@ class AttentionUnit(nn.Module):
         self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path1(self.attn(self.norm1(x)))
-        return x + self.drop_path2(self.mlp(self.norm2(x)))
+        if self.training:
+            x = x + self.drop_path1(self.attn(self.norm1(x)))
+            return x + self.drop_path2(self.mlp(self.norm2(x)))
+        # Eval: drop path and dropout are identities, so each residual add and the FFN's GELU can ride
+        # on a matrix product (one pass over memory fewer each, see vitlearn.layers.fused).
+        x = self.attn(self.norm1(x), residual=x)
+        h = fused.linear(self.norm2(x), self.mlp.fc1.weight, self.mlp.fc1.bias, gelu=self.gelu_approximate)
+        return fused.linear(h, self.mlp.fc2.weight, self.mlp.fc2.bias, residual=x)
 
 
 class MaxViTBlock(nn.Module):
