@@ -37,22 +37,24 @@ def test_from_timm_full_tiny_224_matches_logits():
     assert err < TOL, err
 
 
-def test_from_timm_tiny_384_partitions_of_12_at_reduced_depth():
-    # P = G = 12 (stage maps 96, 48, 24, 12); one block per stage and half widths keep it cheap.
-    tm = timm.create_model("maxvit_tiny_tf_384", depths=(1, 1, 1, 1), embed_dim=(32, 64, 128, 256), stem_width=32,
-                           head_hidden_size=256, num_classes=10)
+@pytest.mark.parametrize("img", [384, 512])
+def test_from_timm_partitions_of_12_and_16_at_reduced_width_and_depth(img):
+    # P = G = img/32 (at 512: stage maps 128, 64, 32, 16 and 256-token partitions); one block per
+    # stage and 32 channels (one head) everywhere keep it cheap.
+    tm = timm.create_model(f"maxvit_tiny_tf_{img}", depths=(1, 1, 1, 1), embed_dim=(32, 32, 32, 32), stem_width=16,
+                           head_hidden_size=32, num_classes=10)
     err, _, model = _parity(tm)
-    assert model.window_size == model.grid_size == (12, 12)
+    assert model.window_size == model.grid_size == (img // 32, img // 32)
     assert err < TOL, err
 
 
-@pytest.mark.parametrize("size", ["small", "large"])
+@pytest.mark.parametrize("size", ["small", "base", "large", "xlarge"])
 def test_from_timm_real_widths_at_reduced_size_and_depth(size):
-    # Real stem, widths, heads, head MLP (small: the stem's 64 channels widen to 96 in a shortcut conv;
-    # large: a 128 stem); 64x64 input (P = G = 2) and one block per stage keep CI fast. Base and
-    # xlarge only repeat these widths; the full-size parity of every variant (14 models) is
-    # scripts/check_maxvit_parity.py, its table in that docstring.
-    err, _, _ = _parity(timm.create_model(f"maxvit_{size}_tf_224", img_size=64, depths=(1, 1, 1, 1)))
+    # Real stem, widths, heads, head MLP (small/base: the stem's 64 channels widen to 96 in a shortcut
+    # conv; large, xlarge: 128 and 192 stems); 64x64 input (P = G = 2) and one block per stage keep it
+    # fast. With the test above and the full T-224 one, every listed variant's construction (widths x
+    # partition size) is checked; full-size runs: scripts/check_maxvit_parity.py.
+    err, _, _ = _parity(timm.create_model(f"maxvit_{size}_tf_224", img_size=64, depths=(1, 1, 1, 1), num_classes=10))
     assert err < TOL, err
 
 
