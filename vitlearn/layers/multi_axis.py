@@ -4,7 +4,9 @@ A map (B, H, W, C) is partitioned either into contiguous P×P windows (:func:`bl
 into G×G groups of tokens spaced H/G apart (:func:`grid_partition`); attention with a relative
 position bias runs inside each partition. Block attention mixes neighbours; grid attention mixes
 tokens from all over the map, so one block step followed by one grid step connects every position
-with every other at a cost linear in H·W.
+with every other when H, W ≤ P·G (a block covers P consecutive rows, the grid reaches every residue
+modulo H/G when P ≥ H/G), at a cost linear in H·W. Otherwise it does not: MaxViT-T's first stage at
+224 pixels (56 > 7·7) reaches only (7/8)² of the pairs after one pair of steps (chapter 8).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ class PartitionAttention(WindowAttention):
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """``residual`` (B, H, W, dim), if given, is added to the output (in eval mode inside the
-        output projection's kernel, see :mod:`vitlearn.layers.fused`)."""
+        output projection's kernel, see ``vitlearn.layers.fused``)."""
         B, H, W, _ = x.shape
         ph, pw = self.window
         _check_tiles(H, W, self.window, f"PartitionAttention ({self.partition})")

@@ -8,7 +8,8 @@ Image -> convolutional stem (stride 2) -> 4 stages of MaxViT blocks -> global av
 where an attention unit is x + DropPath(Attn(LN(x))), then x + DropPath(FFN(LN(x))), with the
 attention inside P×P windows (block) or inside G×G dilated groups spaced H/G apart (grid). The
 paper calls this "multi-axis attention": "blocked local and dilated global attention", linear in the
-number of tokens, with every position reaching every other within one block.
+number of tokens. One block connects every position with every other where the map's sides are at
+most P·G (every stage but the first at 224: 56 > 7·7 there), see ``vitlearn.layers.multi_axis``.
 
 The module and state-dict layout follows timm's ``maxvit_*_tf_*`` ports of the TensorFlow
 weights (``stem``, ``stages.i.blocks.j.{conv, attn_block, attn_grid}``, ``head``), so
