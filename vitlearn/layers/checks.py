@@ -4,37 +4,32 @@ from __future__ import annotations
 import torch
 
 
-def check_image(x: torch.Tensor, in_chans: int, who: str) -> None:
-    """Checks that ``x`` is a floating-point batch of images shaped (B, in_chans, H, W)."""
+def _check_batch(x: torch.Tensor, in_chans: int, who: str, kind: str, axes: str) -> None:
+    """Checks that ``x`` is a floating-point tensor shaped (B, in_chans, *axes) (``axes`` e.g. "H, W")."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(
-            f"{who} expects a floating-point image tensor, got dtype {x.dtype}; "
+            f"{who} expects a floating-point {kind} tensor, got dtype {x.dtype}; "
             "convert it first, e.g. x.float() / 255"
         )
-    if x.ndim != 4:
-        raise ValueError(f"{who} expects images shaped (B, C, H, W), got shape {tuple(x.shape)}")
+    if x.ndim != 2 + len(axes.split(", ")):
+        raise ValueError(f"{who} expects {kind}s shaped (B, C, {axes}), got shape {tuple(x.shape)}")
     if x.shape[1] != in_chans:
         raise ValueError(
             f"{who} expects {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)}); "
-            f"images must be (B, {in_chans}, H, W)"
+            f"{kind}s must be (B, {in_chans}, {axes})"
         )
+
+
+def check_image(x: torch.Tensor, in_chans: int, who: str) -> None:
+    """Checks that ``x`` is a floating-point batch of images shaped (B, in_chans, H, W)."""
+    _check_batch(x, in_chans, who, "image", "H, W")
 
 
 def check_video(x: torch.Tensor, in_chans: int, who: str) -> None:
     """Checks that ``x`` is a floating-point batch of clips shaped (B, in_chans, T, H, W), T >= 1."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{who} expects a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{who} expects a floating-point clip tensor, got dtype {x.dtype}; convert it first, e.g. x.float() / 255")
-    if x.ndim != 5:
-        raise ValueError(f"{who} expects clips shaped (B, C, T, H, W), got shape {tuple(x.shape)}")
-    if x.shape[1] != in_chans:
-        raise ValueError(
-            f"{who} expects {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)}); "
-            f"clips must be (B, {in_chans}, T, H, W)"
-        )
+    _check_batch(x, in_chans, who, "clip", "T, H, W")
     if x.shape[2] < 1:
         raise ValueError(f"{who} expects at least 1 frame (T >= 1), got shape {tuple(x.shape)}")
 
